@@ -1,0 +1,281 @@
+//! Configuration: the builder, the environment variables it honours, and the
+//! resolution order (code, then environment, then defaults).
+
+use std::env;
+use std::time::Duration;
+
+use crate::error::BuildError;
+use crate::export::InMemory;
+
+/// OTLP transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// OTLP/gRPC through tonic (default port 4317).
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (default port 4318).
+    HttpProtobuf,
+}
+
+impl Protocol {
+    fn parse(var: &str, value: &str) -> Result<Self, BuildError> {
+        match value.trim() {
+            "grpc" => Ok(Protocol::Grpc),
+            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            other => Err(BuildError::InvalidConfig {
+                setting: var.to_string(),
+                problem: format!("unsupported protocol `{other}` (use `grpc` or `http/protobuf`)"),
+            }),
+        }
+    }
+}
+
+/// Where telemetry goes.
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    Otlp,
+    Console,
+    InMemory(InMemory),
+}
+
+/// Everything the pipeline needs, resolved.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) target: Option<Target>,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) protocol: Option<Protocol>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) export_timeout: Option<Duration>,
+    pub(crate) service_name: Option<String>,
+    pub(crate) flow_name: Option<String>,
+    pub(crate) metric_interval: Option<Duration>,
+    pub(crate) queue_capacity: usize,
+    pub(crate) max_buffered_spans: usize,
+    pub(crate) max_export_batch: usize,
+    pub(crate) span_schedule_delay: Duration,
+    pub(crate) run_idle_timeout: Duration,
+    pub(crate) max_open_runs: usize,
+    pub(crate) max_root_events: usize,
+    pub(crate) cardinality_limit: usize,
+    pub(crate) tenant_metrics: bool,
+    pub(crate) metric_extra_keys: Vec<String>,
+    pub(crate) max_attribute_len: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            target: None,
+            endpoint: None,
+            protocol: None,
+            headers: Vec::new(),
+            export_timeout: None,
+            service_name: None,
+            flow_name: None,
+            metric_interval: None,
+            queue_capacity: 65_536,
+            max_buffered_spans: 65_536,
+            max_export_batch: 512,
+            span_schedule_delay: Duration::from_millis(500),
+            run_idle_timeout: Duration::from_secs(30),
+            max_open_runs: 10_000,
+            max_root_events: 256,
+            cardinality_limit: 1_000,
+            tenant_metrics: false,
+            metric_extra_keys: Vec::new(),
+            max_attribute_len: 256,
+        }
+    }
+}
+
+/// Is an OTLP endpoint configured anywhere (code or environment)?
+fn env_endpoint_set() -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| env::var(v).is_ok_and(|s| !s.trim().is_empty()))
+}
+
+impl Config {
+    /// The target after applying the defaults: OTLP when an endpoint is set in
+    /// code or in the environment, the console otherwise.
+    pub(crate) fn resolved_target(&self) -> Target {
+        match &self.target {
+            Some(t) => t.clone(),
+            None if self.endpoint.is_some() || env_endpoint_set() => Target::Otlp,
+            None => Target::Console,
+        }
+    }
+
+    /// The protocol for one signal (`TRACES` or `METRICS`): code, then
+    /// `OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`, then `OTEL_EXPORTER_OTLP_PROTOCOL`,
+    /// then gRPC.
+    pub(crate) fn protocol_for(&self, signal: &str) -> Result<Protocol, BuildError> {
+        if let Some(p) = self.protocol {
+            return Ok(p);
+        }
+        let specific = format!("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL");
+        for var in [specific.as_str(), "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+            if let Ok(v) = env::var(var) {
+                if !v.trim().is_empty() {
+                    return Protocol::parse(var, &v);
+                }
+            }
+        }
+        Ok(Protocol::Grpc)
+    }
+
+    pub(crate) fn flow_name(&self) -> String {
+        self.flow_name
+            .clone()
+            .unwrap_or_else(|| flowtel_semconv::span::DEFAULT_FLOW_NAME.to_string())
+    }
+}
+
+/// Builds a [`Flowtel`](crate::Flowtel) pipeline.
+///
+/// Settings made here win over the standard OpenTelemetry environment
+/// variables, which win over the defaults (see the crate docs for the table).
+///
+/// ```
+/// use std::time::Duration;
+/// let flowtel = flowtel::Flowtel::builder()
+///     .with_service_name("checkout-worker")
+///     .with_flow_name("checkout")
+///     .with_console()
+///     .build()
+///     .unwrap();
+/// flowtel.shutdown(Duration::from_secs(5)).unwrap();
+/// ```
+#[derive(Debug, Default)]
+#[must_use]
+pub struct FlowtelBuilder {
+    pub(crate) config: Config,
+}
+
+impl FlowtelBuilder {
+    /// Export over OTLP to `endpoint`: for gRPC `http://host:4317`, for
+    /// HTTP the base URL `http://host:4318` (`/v1/traces` and `/v1/metrics`
+    /// are appended). Overrides `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.config.endpoint = Some(endpoint.into());
+        self.config.target = Some(Target::Otlp);
+        self
+    }
+
+    /// OTLP transport; overrides `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.config.protocol = Some(protocol);
+        self
+    }
+
+    /// Add a header (gRPC metadata) to every export request, e.g. an API key.
+    /// Added to those of `OTEL_EXPORTER_OTLP_HEADERS`.
+    pub fn with_header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.headers.push((key.into(), value.into()));
+        self
+    }
+
+    /// Timeout of one export request; overrides `OTEL_EXPORTER_OTLP_TIMEOUT`.
+    pub fn with_export_timeout(mut self, timeout: Duration) -> Self {
+        self.config.export_timeout = Some(timeout);
+        self
+    }
+
+    /// Print spans and metrics to standard output instead of exporting.
+    pub fn with_console(mut self) -> Self {
+        self.config.target = Some(Target::Console);
+        self
+    }
+
+    /// Keep everything in memory, for tests (see [`InMemory`]).
+    pub fn with_in_memory(mut self, sink: &InMemory) -> Self {
+        self.config.target = Some(Target::InMemory(sink.clone()));
+        self
+    }
+
+    /// `service.name` of the resource; overrides `OTEL_SERVICE_NAME`.
+    pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
+        self.config.service_name = Some(name.into());
+        self
+    }
+
+    /// Name of the flow: the root span's name and `flow.name` (default `flow`).
+    pub fn with_flow_name(mut self, name: impl Into<String>) -> Self {
+        self.config.flow_name = Some(name.into());
+        self
+    }
+
+    /// Metric export interval; overrides `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s).
+    pub fn with_metric_interval(mut self, interval: Duration) -> Self {
+        self.config.metric_interval = Some(interval);
+        self
+    }
+
+    /// Capacity of the queue between `record()` and the mapping thread
+    /// (default 65 536 events). A full queue drops the event and counts it.
+    pub fn with_queue_capacity(mut self, events: usize) -> Self {
+        self.config.queue_capacity = events.max(1);
+        self
+    }
+
+    /// Spans kept while the collector is slow or down (default 65 536). Beyond
+    /// this, new spans are dropped and counted.
+    pub fn with_max_buffered_spans(mut self, spans: usize) -> Self {
+        self.config.max_buffered_spans = spans.max(1);
+        self
+    }
+
+    /// A run's root span is ended and exported once no event of that run has
+    /// arrived for this long (default 30 s). See also
+    /// [`Flowtel::end_run`](crate::Flowtel::end_run).
+    pub fn with_run_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.run_idle_timeout = timeout;
+        self
+    }
+
+    /// Open runs tracked at once (default 10 000); the least recently active
+    /// run is ended early when a new one would exceed this.
+    pub fn with_max_open_runs(mut self, runs: usize) -> Self {
+        self.config.max_open_runs = runs.max(1);
+        self
+    }
+
+    /// Distinct values each bounded metric attribute may take (default 1 000);
+    /// later values are recorded as `_overflow` and counted.
+    pub fn with_cardinality_limit(mut self, values: usize) -> Self {
+        self.config.cardinality_limit = values.max(1);
+        self
+    }
+
+    /// Add `flow.tenant` (from `extra.tenant`) to metric points. Off by
+    /// default: only enable it when the tenant set is small.
+    pub fn with_tenant_metrics(mut self, enabled: bool) -> Self {
+        self.config.tenant_metrics = enabled;
+        self
+    }
+
+    /// Allow an `extra` key's scalar values onto metric points (bounded by the
+    /// cardinality limit). Nothing from `extra` reaches metrics otherwise.
+    pub fn with_metric_extra_key(mut self, key: impl Into<String>) -> Self {
+        self.config.metric_extra_keys.push(key.into());
+        self
+    }
+
+    /// Longest string attribute taken from event data (exception and error
+    /// messages), in bytes (default 256).
+    pub fn with_max_attribute_len(mut self, bytes: usize) -> Self {
+        self.config.max_attribute_len = bytes;
+        self
+    }
+
+    /// Build the pipeline: starts its mapping thread and, for OTLP, its own
+    /// export runtime. Works from plain sync code and from inside any tokio
+    /// runtime.
+    pub fn build(self) -> Result<crate::Flowtel, BuildError> {
+        crate::pipeline::Flowtel::start(self.config)
+    }
+}

@@ -1,0 +1,119 @@
+//! Deterministic trace and span ids.
+//!
+//! Ids are pure functions of the event's identity so that several processes
+//! (or several bridge instances) that each see part of a run emit spans that
+//! fit into one tree with no coordination. The hash is FNV-1a (64 and 128
+//! bit): tiny, fully specified, and easy to reproduce in any language.
+
+use opentelemetry::trace::{SpanId, TraceId};
+
+const FNV64_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV64_PRIME: u64 = 0x0000_0100_0000_01b3;
+const FNV128_OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+const FNV128_PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+
+fn fnv64(parts: &[&[u8]]) -> u64 {
+    let mut h = FNV64_OFFSET;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            // Separator so ("ab","c") and ("a","bc") differ.
+            h ^= 0xff;
+            h = h.wrapping_mul(FNV64_PRIME);
+        }
+        for b in *part {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(FNV64_PRIME);
+        }
+    }
+    h
+}
+
+fn fnv128(bytes: &[u8]) -> u128 {
+    let mut h = FNV128_OFFSET;
+    for b in bytes {
+        h ^= u128::from(*b);
+        h = h.wrapping_mul(FNV128_PRIME);
+    }
+    h
+}
+
+/// The OTel trace id of a run, and whether the original string was used
+/// unchanged (32 hex characters) or hashed.
+pub(crate) fn trace_id_for(run: &str) -> (TraceId, bool) {
+    if run.len() == 32 && run.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if let Ok(id) = u128::from_str_radix(run, 16) {
+            if id != 0 {
+                return (TraceId::from(id), true);
+            }
+        }
+    }
+    let h = fnv128(run.as_bytes());
+    (TraceId::from(h.max(1)), false)
+}
+
+/// The root span id of a run.
+pub(crate) fn root_span_id(trace: TraceId) -> SpanId {
+    span_id(&[b"root", &trace.to_bytes()])
+}
+
+/// The span id of the `seq`-th invocation of (`node`, `attempt`) in a run.
+/// `seq` is 0 unless the same node runs the same attempt number several
+/// times in one trace (fan-out, loops).
+pub(crate) fn attempt_span_id(trace: TraceId, node: &str, attempt: u32, seq: u32) -> SpanId {
+    span_id(&[
+        b"attempt",
+        &trace.to_bytes(),
+        node.as_bytes(),
+        &attempt.to_be_bytes(),
+        &seq.to_be_bytes(),
+    ])
+}
+
+fn span_id(parts: &[&[u8]]) -> SpanId {
+    SpanId::from(fnv64(parts).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_trace_ids_are_kept_unchanged() {
+        let (id, kept) = trace_id_for("3e512c5b0a184257a25c215d19544e6a");
+        assert!(kept);
+        assert_eq!(id.to_string(), "3e512c5b0a184257a25c215d19544e6a");
+        // Upper case hex is the same id; OTel renders lower case.
+        let (up, _) = trace_id_for("3E512C5B0A184257A25C215D19544E6A");
+        assert_eq!(up, id);
+    }
+
+    #[test]
+    fn other_strings_hash_deterministically_and_distinctly() {
+        let (a, kept) = trace_id_for("order-42");
+        assert!(!kept);
+        assert_eq!(a, trace_id_for("order-42").0);
+        assert_ne!(a, trace_id_for("order-43").0);
+        assert_ne!(a, TraceId::INVALID);
+        // All-zero hex is not a valid OTel id, so it is hashed.
+        let (z, kept) = trace_id_for("00000000000000000000000000000000");
+        assert!(!kept);
+        assert_ne!(z, TraceId::INVALID);
+        // Known FNV-1a 128 value, so other implementations can check theirs.
+        assert_eq!(
+            trace_id_for("").0,
+            TraceId::from(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d)
+        );
+    }
+
+    #[test]
+    fn span_ids_depend_on_every_part() {
+        let t = trace_id_for("3e512c5b0a184257a25c215d19544e6a").0;
+        let base = attempt_span_id(t, "n", 0, 0);
+        assert_eq!(base, attempt_span_id(t, "n", 0, 0));
+        assert_ne!(base, attempt_span_id(t, "n", 1, 0));
+        assert_ne!(base, attempt_span_id(t, "n", 0, 1));
+        assert_ne!(base, attempt_span_id(t, "m", 0, 0));
+        assert_ne!(base, root_span_id(t));
+        assert_eq!(fnv64(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,92 @@
+//! # flowtel
+//!
+//! OpenTelemetry for flow runtimes. A runtime hands flowtel its FlowEvents
+//! (node started, succeeded, errored, timed out, retried, failed; trace
+//! cancelled; deadline skipped; queue depths); flowtel turns them into
+//!
+//! - **spans**: one trace per run, keyed by the event's `trace_id`, with one
+//!   root span per run and one span per node attempt, and
+//! - **metrics**: bounded counters, histograms and gauges that never carry a
+//!   trace id,
+//!
+//! and exports both over OTLP (gRPC or HTTP/protobuf), to the console, or
+//! into memory for tests.
+//!
+//! ```
+//! use std::time::Duration;
+//! use flowtel::{Flowtel, FlowEvent, InMemory};
+//!
+//! let sink = InMemory::new();
+//! let flowtel = Flowtel::builder().with_flow_name("triage").with_in_memory(&sink).build()?;
+//! // A PenguiFlow structured-log line, or FlowEvent::builder(...) from Rust.
+//! let line = r#"{"level":"ERROR","logger":"penguiflow.core","message":"node_error",
+//!   "extra":{"ts":1700000000.5,"event":"node_error","node_name":"fetch","node_id":"f1",
+//!   "trace_id":"3e512c5b0a184257a25c215d19544e6a","latency_ms":250.0,"attempt":0,
+//!   "exception":"ValueError('upstream 503')"}}"#;
+//! flowtel.record(FlowEvent::from_json(line)?)?;
+//! flowtel.shutdown(Duration::from_secs(5))?;
+//!
+//! let spans = sink.spans();
+//! let attempt = spans.iter().find(|s| s.name == "fetch").unwrap();
+//! assert_eq!(attempt.span_context.trace_id().to_string(), "3e512c5b0a184257a25c215d19544e6a");
+//! assert!(spans.iter().any(|s| s.name == "triage")); // the run's root
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## How it behaves
+//!
+//! - `record()` validates and queues; it never blocks and never panics. The
+//!   mapping happens on flowtel's own thread and export on flowtel's own small
+//!   tokio runtime, so it works the same from sync code and from any tokio
+//!   runtime flavour.
+//! - Everything is bounded (event queue, span buffer, open runs, metric
+//!   attribute values) and every drop is counted: [`Flowtel::stats`] and the
+//!   `flowtel.sdk.*` self-metrics, plus one warning on standard error per kind.
+//! - [`Flowtel::flush`] and [`Flowtel::shutdown`] take a timeout and return an
+//!   error instead of hanging.
+//! - A run's root span is exported when the run ends: idle for
+//!   `run_idle_timeout` (30 s), [`Flowtel::end_run`], or shutdown.
+//!
+//! Every name flowtel emits is a constant of [`flowtel_semconv`], documented
+//! in one table.
+//!
+//! ## Configuration
+//!
+//! Settings made with [`FlowtelBuilder`] win over these environment variables,
+//! which win over the defaults.
+//!
+//! | variable | meaning | default |
+//! | --- | --- | --- |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | collector base URL; setting it (or a per-signal one) selects OTLP export | none: console |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | per-signal full URL | from the above |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL` (and `_TRACES_` / `_METRICS_` variants) | `grpc` or `http/protobuf` | `grpc` |
+//! | `OTEL_EXPORTER_OTLP_HEADERS` (and per-signal) | `key=value,...` added to every request | none |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT` (and per-signal) | export request timeout, ms | 10000 |
+//! | `OTEL_EXPORTER_OTLP_COMPRESSION` (and per-signal) | `gzip` | none |
+//! | `OTEL_SERVICE_NAME` | `service.name` | `unknown_service` |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | more resource attributes, `k=v,...` | none |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | metric export interval, ms | 60000 |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod attempt;
+mod config;
+mod error;
+mod event;
+mod export;
+mod ids;
+mod metrics;
+mod parse;
+mod pipeline;
+mod spans;
+mod stats;
+
+pub use attempt::Attempt;
+pub use config::{FlowtelBuilder, Protocol};
+pub use error::{BuildError, FlushError, RecordError};
+pub use event::{EventError, FlowEvent, FlowEventBuilder};
+pub use export::{InMemory, MetricPoint, PointValue};
+pub use pipeline::Flowtel;
+pub use stats::Stats;
+
+/// Re-exported so tests can inspect spans from [`InMemory::spans`].
+pub use opentelemetry_sdk::trace::SpanData;

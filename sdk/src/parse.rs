@@ -1,0 +1,307 @@
+//! Parsing PenguiFlow JSON into [`FlowEvent`]s.
+//!
+//! Two shapes are accepted, one parser for both:
+//! - a bare `FlowEvent.to_payload()` object (`{"event": ..., "ts": ..., "q_depth_in": ...}`,
+//!   with `extra` merged into the top level), and
+//! - a PenguiFlow structured-log line (`{"level", "logger", "message", "timestamp",
+//!   "extra": {...payload...}}`), whose wrapper fields (including the formatted
+//!   traceback in `exception`) are ignored.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::event::{EventError, FlowEvent};
+
+impl FlowEvent {
+    /// Parse one JSON object: a `FlowEvent.to_payload()` object or a PenguiFlow
+    /// structured-log line. Errors name the field and the problem.
+    ///
+    /// ```
+    /// use flowtel::FlowEvent;
+    /// let line = r#"{"level":"INFO","logger":"penguiflow.core","message":"node_success",
+    ///   "extra":{"ts":1700000000.5,"event":"node_success","node_name":"triage",
+    ///   "trace_id":"3e512c5b0a184257a25c215d19544e6a","latency_ms":12.5,"attempt":0}}"#;
+    /// let ev = FlowEvent::from_json(line).unwrap();
+    /// assert_eq!(ev.event_type, "node_success");
+    ///
+    /// let err = FlowEvent::from_json(r#"{"event":"node_success","ts":1.0,"latency_ms":-3}"#)
+    ///     .unwrap_err();
+    /// assert_eq!(err.field(), "latency_ms");
+    /// ```
+    pub fn from_json(input: &str) -> Result<FlowEvent, EventError> {
+        let fields = parse_object(input)?;
+        let is_payload = fields
+            .0
+            .iter()
+            .any(|(k, _)| k == "event" || k == "event_type");
+        if is_payload {
+            return from_fields(fields);
+        }
+        if let Some((_, raw)) = fields.0.iter().find(|(k, _)| k == "extra") {
+            let inner = parse_object(raw.get()).map_err(|e| {
+                EventError::new("extra", format!("log line `extra`: {}", e.problem()))
+            })?;
+            if !inner
+                .0
+                .iter()
+                .any(|(k, _)| k == "event" || k == "event_type")
+            {
+                return Err(EventError::new(
+                    "event",
+                    "missing: a log line whose `extra` has no `event` is not a FlowEvent",
+                ));
+            }
+            return from_fields(inner);
+        }
+        Err(EventError::new(
+            "event",
+            "missing: neither a FlowEvent payload nor a PenguiFlow log line",
+        ))
+    }
+}
+
+/// A JSON object's members in order, values left unparsed.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    out.push((k, v));
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn parse_object(input: &str) -> Result<Fields<'_>, EventError> {
+    serde_json::from_str::<Fields<'_>>(input)
+        .map_err(|e| EventError::new("line", format!("not a JSON object: {e}")))
+}
+
+fn type_name(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+fn is_null(raw: &RawValue) -> bool {
+    raw.get() == "null"
+}
+
+fn wrong(field: &str, want: &str, raw: &RawValue) -> EventError {
+    let mut shown = raw.get().to_string();
+    if shown.len() > 40 {
+        let mut cut = 40;
+        while !shown.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        shown.truncate(cut);
+        shown.push('…');
+    }
+    EventError::new(
+        field,
+        format!("expected {want}, got {} `{shown}`", type_name(raw)),
+    )
+}
+
+fn string(field: &str, raw: &RawValue) -> Result<String, EventError> {
+    serde_json::from_str::<String>(raw.get()).map_err(|_| wrong(field, "a string", raw))
+}
+
+fn opt_string(field: &str, raw: &RawValue) -> Result<Option<String>, EventError> {
+    if is_null(raw) {
+        Ok(None)
+    } else {
+        string(field, raw).map(Some)
+    }
+}
+
+fn number(field: &str, raw: &RawValue) -> Result<f64, EventError> {
+    serde_json::from_str::<f64>(raw.get()).map_err(|_| wrong(field, "a number", raw))
+}
+
+fn count(field: &str, raw: &RawValue) -> Result<u64, EventError> {
+    serde_json::from_str::<u64>(raw.get()).map_err(|_| wrong(field, "a non-negative integer", raw))
+}
+
+fn opt_count(field: &str, raw: &RawValue) -> Result<Option<u64>, EventError> {
+    if is_null(raw) {
+        Ok(None)
+    } else {
+        count(field, raw).map(Some)
+    }
+}
+
+fn from_fields(fields: Fields<'_>) -> Result<FlowEvent, EventError> {
+    let mut ev = FlowEvent::builder(String::new(), f64::NAN).event;
+    let mut saw_ts = false;
+    for (key, raw) in fields.0 {
+        match key.as_ref() {
+            "event" | "event_type" => ev.event_type = string(&key, raw)?,
+            "ts" => {
+                ev.ts = number("ts", raw)?;
+                saw_ts = true;
+            }
+            "node_name" => ev.node_name = opt_string("node_name", raw)?,
+            "node_id" => ev.node_id = opt_string("node_id", raw)?,
+            "trace_id" => ev.trace_id = opt_string("trace_id", raw)?,
+            "attempt" => {
+                let a = count("attempt", raw)?;
+                ev.attempt = u32::try_from(a)
+                    .map_err(|_| EventError::new("attempt", format!("too large: {a}")))?;
+            }
+            "latency_ms" => {
+                ev.latency_ms = if is_null(raw) {
+                    None
+                } else {
+                    Some(number("latency_ms", raw)?)
+                }
+            }
+            "q_depth_in" | "queue_depth_in" => ev.queue_depth_in = count(&key, raw)?,
+            "q_depth_out" | "queue_depth_out" => ev.queue_depth_out = count(&key, raw)?,
+            // Derived (in + out): recomputed, never trusted.
+            "q_depth_total" => {}
+            "outgoing" | "outgoing_edges" => ev.outgoing_edges = count(&key, raw)?,
+            "queue_maxsize" => ev.queue_maxsize = count("queue_maxsize", raw)?,
+            "trace_pending" => ev.trace_pending = opt_count("trace_pending", raw)?,
+            "trace_inflight" => ev.trace_inflight = count("trace_inflight", raw)?,
+            "trace_cancelled" => {
+                ev.trace_cancelled = serde_json::from_str::<bool>(raw.get())
+                    .map_err(|_| wrong("trace_cancelled", "a boolean", raw))?
+            }
+            // The dataclass form keeps extra nested; to_payload() merges it.
+            "extra" if raw.get().starts_with('{') => {
+                let map: Map<String, Value> = serde_json::from_str(raw.get())
+                    .map_err(|e| EventError::new("extra", e.to_string()))?;
+                ev.extra.extend(map);
+            }
+            _ => {
+                let v: Value = serde_json::from_str(raw.get())
+                    .map_err(|e| EventError::new(key.to_string(), e.to_string()))?;
+                ev.extra.insert(key.into_owned(), v);
+            }
+        }
+    }
+    if ev.event_type.is_empty() {
+        return Err(EventError::new("event", "must be a non-empty string"));
+    }
+    if !saw_ts {
+        return Err(EventError::new("ts", "missing"));
+    }
+    ev.validate()?;
+    Ok(ev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REAL_LOG_LINE: &str = include_str!("../tests/fixtures/penguiflow_node_failed.jsonl");
+
+    #[test]
+    fn parses_real_penguiflow_log_line() {
+        let ev = FlowEvent::from_json(REAL_LOG_LINE.trim()).unwrap();
+        assert_eq!(ev.event_type, "node_failed");
+        assert_eq!(ev.node_name.as_deref(), Some("summarize"));
+        assert_eq!(
+            ev.trace_id.as_deref(),
+            Some("7fca484c1e3e4a65b6947391c9b0331d")
+        );
+        assert_eq!(ev.attempt, 1);
+        assert_eq!(ev.latency_ms, Some(50.879553000015676));
+        assert_eq!(ev.queue_maxsize, 64);
+        assert_eq!(ev.trace_pending, Some(1));
+        assert_eq!(ev.extra["flow_error"]["code"], "NODE_TIMEOUT");
+        // The wrapper's formatted traceback is not part of the event.
+        assert_eq!(ev.extra["exception"], "TimeoutError()");
+        assert!(!ev.extra.contains_key("level"));
+    }
+
+    #[test]
+    fn parses_bare_payload_and_dataclass_shape() {
+        let ev = FlowEvent::from_json(
+            r#"{"event":"node_retry","ts":10.5,"node_name":"a","attempt":2,"sleep_s":0.5,"q_depth_in":3,"q_depth_out":4,"q_depth_total":99}"#,
+        )
+        .unwrap();
+        assert_eq!(ev.attempt, 2);
+        assert_eq!(ev.queue_depth(), 7);
+        assert_eq!(ev.extra["sleep_s"], 0.5);
+        assert!(!ev.extra.contains_key("q_depth_total"));
+        let ev = FlowEvent::from_json(
+            r#"{"event_type":"x_custom","ts":1,"queue_depth_in":1,"extra":{"k":"v"}}"#,
+        )
+        .unwrap();
+        assert_eq!(ev.event_type, "x_custom");
+        assert_eq!(ev.extra["k"], "v");
+    }
+
+    #[test]
+    fn errors_name_field_and_problem() {
+        let cases = [
+            (r#"{"ts":1}"#, "event"),
+            (r#"{"event":"node_start"}"#, "ts"),
+            (r#"{"event":5,"ts":1}"#, "event"),
+            (r#"{"event":"a","ts":"yesterday"}"#, "ts"),
+            (r#"{"event":"a","ts":1,"latency_ms":-1}"#, "latency_ms"),
+            (r#"{"event":"a","ts":1,"latency_ms":1e999}"#, "latency_ms"),
+            (r#"{"event":"a","ts":1,"attempt":-1}"#, "attempt"),
+            (r#"{"event":"a","ts":1,"attempt":1.5}"#, "attempt"),
+            (
+                r#"{"event":"a","ts":1,"trace_cancelled":"no"}"#,
+                "trace_cancelled",
+            ),
+            (r#"{"event":"a","ts":1,"node_name":{}}"#, "node_name"),
+            (r#"{"event":"a","ts":1e400}"#, "ts"),
+            (r#"[1,2]"#, "line"),
+            (r#"not json"#, "line"),
+            (
+                r#"{"level":"INFO","message":"hello","extra":{"user":1}}"#,
+                "event",
+            ),
+            (r#"{"event":"a","ts":NaN}"#, "line"),
+        ];
+        for (input, field) in cases {
+            let e = FlowEvent::from_json(input).unwrap_err();
+            assert_eq!(e.field(), field, "{input}: {e}");
+            assert!(!e.problem().is_empty());
+        }
+        let e = FlowEvent::from_json(r#"{"event":"a","ts":1,"latency_ms":"fast"}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "field `latency_ms`: expected a number, got a string `\"fast\"`"
+        );
+    }
+
+    #[test]
+    fn escaped_keys_and_unicode_values_parse() {
+        let ev =
+            FlowEvent::from_json(r#"{"ev\u0065nt":"node_start","ts":1,"node_name":"n\u00e9"}"#)
+                .unwrap();
+        assert_eq!(ev.event_type, "node_start");
+        assert_eq!(ev.node_name.as_deref(), Some("né"));
+    }
+}

@@ -1,0 +1,631 @@
+//! Where FlowEvents become spans.
+//!
+//! One trace per run (the event's `trace_id`), one root span per run named
+//! after the flow, and one child span per node attempt. An attempt's span is
+//! built from its terminal event alone (`start = ts - latency_ms`), so a lost
+//! or never-logged `node_start` costs nothing. Run-level happenings (retries,
+//! terminal failures, cancellations, deadline skips, unknown event types)
+//! become span events on the root.
+//!
+//! The root span is exported when the run ends, which flowtel decides as
+//! follows: no event of the run for `run_idle_timeout` (`idle`), an explicit
+//! [`Flowtel::end_run`](crate::Flowtel::end_run) (`explicit`), shutdown
+//! (`shutdown`), or too many open runs (`evicted`, least recently active
+//! first). Attempts that started but never finished are exported then too,
+//! with outcome `incomplete`. Events that arrive for a run whose root was
+//! already exported still produce attempt spans under the same root id, and
+//! never a second root.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use flowtel_semconv::{attr, event, outcome, span as sc};
+use opentelemetry::trace::{
+    Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue, Value};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use serde_json::Value as Json;
+
+use crate::event::FlowEvent;
+use crate::ids;
+use crate::stats::Counters;
+
+/// Nanoseconds since the unix epoch, exact to the microsecond for the
+/// timestamps PenguiFlow writes (the fraction is taken apart from the seconds
+/// so that f64 rounding at 1.7e9 s does not eat it).
+pub(crate) fn ts_ns(ts: f64) -> u128 {
+    let secs = ts.trunc();
+    let nanos = ((ts - secs) * 1e9).round() as u128;
+    secs as u128 * 1_000_000_000 + nanos
+}
+
+fn ms_to_ns(ms: f64) -> u128 {
+    (ms * 1e6).round() as u128
+}
+
+pub(crate) fn to_time(ns: u128) -> SystemTime {
+    let d = Duration::new((ns / 1_000_000_000) as u64, (ns % 1_000_000_000) as u32);
+    UNIX_EPOCH.checked_add(d).unwrap_or(UNIX_EPOCH)
+}
+
+/// Cut a string to at most `max` bytes on a char boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}
+
+/// Split a Python exception repr (`ValueError('boom')`, `TimeoutError()`)
+/// into type and message.
+pub(crate) fn parse_exception(repr: &str) -> (String, String) {
+    if let Some(open) = repr.find('(') {
+        let name = &repr[..open];
+        if repr.ends_with(')')
+            && !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        {
+            let inner = &repr[open + 1..repr.len() - 1];
+            let msg = inner
+                .strip_prefix('\'')
+                .and_then(|s| s.strip_suffix('\''))
+                .or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+                .unwrap_or(inner);
+            return (name.to_string(), msg.to_string());
+        }
+    }
+    ("Exception".to_string(), repr.to_string())
+}
+
+struct OpenStart {
+    start_ns: u128,
+    attempt: u32,
+}
+
+struct Run {
+    trace: TraceId,
+    run_id: Option<String>,
+    start_ns: u128,
+    end_ns: u128,
+    last_seen: Instant,
+    events: Vec<Event>,
+    dropped_events: u32,
+    attempts: u64,
+    cancelled: bool,
+    failure: Option<(String, String)>,
+    tenant: Option<String>,
+    root_exported: bool,
+    /// Started attempts without a terminal event yet, by node key.
+    open: HashMap<String, Vec<OpenStart>>,
+    /// Terminal events seen, by (node key, attempt): their `ts` in ns. The
+    /// length is the next sequence number; equal timestamps are duplicates.
+    done: HashMap<(String, u32), Vec<u128>>,
+    node_names: HashMap<String, String>,
+}
+
+/// What mapping one event produced besides spans: changes of the number of
+/// attempts in flight per node (for `flow.node.active`).
+#[derive(Default)]
+pub(crate) struct Effects {
+    pub(crate) spans: Vec<SpanData>,
+    pub(crate) active: Vec<(String, i64)>,
+}
+
+pub(crate) struct SpanMapper {
+    flow_name: String,
+    scope: InstrumentationScope,
+    runs: HashMap<TraceId, Run>,
+    closed: HashSet<TraceId>,
+    closed_order: VecDeque<TraceId>,
+    idle_timeout: Duration,
+    max_open_runs: usize,
+    max_root_events: usize,
+    max_attr_len: usize,
+    stats: Arc<Counters>,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum EndReason {
+    Idle,
+    Explicit,
+    Shutdown,
+    Evicted,
+}
+
+impl EndReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Idle => "idle",
+            EndReason::Explicit => "explicit",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Evicted => "evicted",
+        }
+    }
+}
+
+fn kv(key: &'static str, value: impl Into<Value>) -> KeyValue {
+    KeyValue::new(key, value)
+}
+
+fn node_key(ev: &FlowEvent) -> &str {
+    ev.node_id
+        .as_deref()
+        .or(ev.node_name.as_deref())
+        .unwrap_or("")
+}
+
+fn extra_str<'a>(ev: &'a FlowEvent, key: &str) -> Option<&'a str> {
+    ev.extra.get(key).and_then(Json::as_str)
+}
+
+fn extra_f64(ev: &FlowEvent, key: &str) -> Option<f64> {
+    ev.extra.get(key).and_then(Json::as_f64)
+}
+
+impl SpanMapper {
+    pub(crate) fn new(config: &crate::config::Config, stats: Arc<Counters>) -> Self {
+        SpanMapper {
+            flow_name: config.flow_name(),
+            scope: InstrumentationScope::builder(sc::SCOPE)
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+            runs: HashMap::new(),
+            closed: HashSet::new(),
+            closed_order: VecDeque::new(),
+            idle_timeout: config.run_idle_timeout,
+            max_open_runs: config.max_open_runs,
+            max_root_events: config.max_root_events,
+            max_attr_len: config.max_attribute_len,
+            stats,
+        }
+    }
+
+    /// Map one (validated) event.
+    pub(crate) fn on_event(&mut self, ev: &FlowEvent, now: Instant, fx: &mut Effects) {
+        let Some(run_str) = ev.trace_id.as_deref() else {
+            return;
+        };
+        let (trace, kept) = ids::trace_id_for(run_str);
+        if !self.runs.contains_key(&trace) {
+            if self.runs.len() >= self.max_open_runs {
+                self.evict(fx);
+            }
+            let reopened = self.closed.contains(&trace);
+            self.runs.insert(
+                trace,
+                Run {
+                    trace,
+                    run_id: (!kept).then(|| run_str.to_string()),
+                    start_ns: u128::MAX,
+                    end_ns: 0,
+                    last_seen: now,
+                    events: Vec::new(),
+                    dropped_events: 0,
+                    attempts: 0,
+                    cancelled: false,
+                    failure: None,
+                    tenant: None,
+                    root_exported: reopened,
+                    open: HashMap::new(),
+                    done: HashMap::new(),
+                    node_names: HashMap::new(),
+                },
+            );
+        }
+        let max_attr_len = self.max_attr_len;
+        let max_root_events = self.max_root_events;
+        let Some(run) = self.runs.get_mut(&trace) else {
+            return;
+        };
+        run.last_seen = now;
+        let end = ts_ns(ev.ts);
+        let start = ev
+            .latency_ms
+            .map_or(end, |l| end.saturating_sub(ms_to_ns(l)));
+        run.start_ns = run.start_ns.min(start);
+        run.end_ns = run.end_ns.max(end);
+        if run.tenant.is_none() {
+            run.tenant = extra_str(ev, "tenant").map(|t| truncate(t, max_attr_len));
+        }
+        let key = node_key(ev);
+        if let Some(name) = ev.node_name.as_deref() {
+            if !run.node_names.contains_key(key) {
+                run.node_names.insert(key.to_string(), name.to_string());
+            }
+        }
+
+        let root_event = |run: &mut Run, name: Cow<'static, str>, mut attrs: Vec<KeyValue>| {
+            if run.events.len() >= max_root_events {
+                run.dropped_events += 1;
+                return;
+            }
+            if let Some(n) = ev.node_name.as_deref() {
+                attrs.insert(0, kv(attr::NODE_NAME, n.to_string()));
+            }
+            run.events.push(Event::new(name, to_time(end), attrs, 0));
+        };
+
+        match ev.event_type.as_str() {
+            event::NODE_START => {
+                run.open
+                    .entry(key.to_string())
+                    .or_default()
+                    .push(OpenStart {
+                        start_ns: end,
+                        attempt: ev.attempt,
+                    });
+                if let Some(n) = &ev.node_name {
+                    fx.active.push((n.clone(), 1));
+                }
+            }
+            event::NODE_SUCCESS | event::NODE_ERROR | event::NODE_TIMEOUT => {
+                let opened = take_open(run, key, Some(ev.attempt));
+                if opened.is_some() {
+                    if let Some(n) = &ev.node_name {
+                        fx.active.push((n.clone(), -1));
+                    }
+                }
+                let start = match (ev.latency_ms, opened) {
+                    (Some(_), _) => start,
+                    (None, Some(s)) => s,
+                    (None, None) => end,
+                };
+                let done = run.done.entry((key.to_string(), ev.attempt)).or_default();
+                if done.contains(&end) {
+                    self.stats.add_duplicate();
+                    return;
+                }
+                let seq = done.len() as u32;
+                done.push(end);
+                run.attempts += 1;
+                let span = self.attempt_span(trace, ev, start, end, seq);
+                fx.spans.push(span);
+            }
+            event::NODE_TRACE_CANCELLED => {
+                if let Some((attempt, s)) = take_latest_open(run, key) {
+                    if let Some(n) = &ev.node_name {
+                        fx.active.push((n.clone(), -1));
+                    }
+                    let done = run.done.entry((key.to_string(), attempt)).or_default();
+                    let seq = done.len() as u32;
+                    done.push(end);
+                    run.attempts += 1;
+                    let mut e = ev.clone();
+                    e.attempt = attempt;
+                    fx.spans.push(self.attempt_span(trace, &e, s, end, seq));
+                }
+                let run = self.runs.get_mut(&trace).expect("run present");
+                root_event(run, "flow.node_trace_cancelled".into(), Vec::new());
+            }
+            event::NODE_RETRY => {
+                let mut attrs = vec![kv(attr::NODE_ATTEMPT, i64::from(ev.attempt))];
+                if let Some(d) = extra_f64(ev, "sleep_s") {
+                    attrs.push(kv(attr::RETRY_DELAY, d));
+                }
+                if let Some(x) = extra_str(ev, "exception") {
+                    attrs.push(kv(attr::ERROR_TYPE, parse_exception(x).0));
+                }
+                root_event(run, sc::RETRY_EVENT.into(), attrs);
+            }
+            event::NODE_FAILED => {
+                let fe = ev.extra.get("flow_error");
+                let code = fe
+                    .and_then(|f| f.get("code"))
+                    .and_then(Json::as_str)
+                    .unwrap_or("NODE_FAILED")
+                    .to_string();
+                let message = fe
+                    .and_then(|f| f.get("message"))
+                    .and_then(Json::as_str)
+                    .map(|m| truncate(m, max_attr_len))
+                    .unwrap_or_default();
+                let attrs = vec![
+                    kv(attr::NODE_ATTEMPT, i64::from(ev.attempt)),
+                    kv(attr::ERROR_TYPE, code.clone()),
+                    kv(attr::FLOW_ERROR_MESSAGE, message.clone()),
+                ];
+                if run.failure.is_none() {
+                    run.failure = Some((code, message));
+                }
+                root_event(run, sc::FAILED_EVENT.into(), attrs);
+            }
+            event::DEADLINE_SKIP => {
+                let mut attrs = Vec::new();
+                if let Some(d) = extra_f64(ev, "deadline_s") {
+                    attrs.push(kv(attr::DEADLINE, d));
+                }
+                root_event(run, sc::DEADLINE_SKIP_EVENT.into(), attrs);
+            }
+            other => {
+                let mut attrs = Vec::new();
+                if other == event::TRACE_CANCEL_START {
+                    run.cancelled = true;
+                    if let Some(p) = ev.extra.get("pending").and_then(Json::as_i64) {
+                        attrs.push(kv(attr::TRACE_PENDING, p));
+                    }
+                }
+                let name = format!("{}{}", sc::EVENT_PREFIX, truncate(other, 64));
+                root_event(run, name.into(), attrs);
+            }
+        }
+    }
+
+    fn attempt_span(
+        &self,
+        trace: TraceId,
+        ev: &FlowEvent,
+        start: u128,
+        end: u128,
+        seq: u32,
+    ) -> SpanData {
+        let run = &self.runs[&trace];
+        let key = node_key(ev);
+        let name = ev
+            .node_name
+            .clone()
+            .or_else(|| run.node_names.get(key).cloned())
+            .unwrap_or_else(|| key.to_string());
+        let (out, error) = match ev.event_type.as_str() {
+            event::NODE_SUCCESS => (outcome::SUCCESS, None),
+            event::NODE_ERROR => {
+                let (ty, msg) = extra_str(ev, "exception")
+                    .map(parse_exception)
+                    .unwrap_or_else(|| ("Exception".into(), String::new()));
+                (outcome::ERROR, Some((ty, msg)))
+            }
+            event::NODE_TIMEOUT => {
+                let (_, msg) = extra_str(ev, "exception")
+                    .map(parse_exception)
+                    .unwrap_or_default();
+                (outcome::TIMEOUT, Some(("timeout".to_string(), msg)))
+            }
+            event::NODE_TRACE_CANCELLED => (outcome::CANCELLED, None),
+            _ => (outcome::INCOMPLETE, None),
+        };
+        let mut attributes = Vec::with_capacity(10);
+        attributes.push(kv(attr::NODE_NAME, name.clone()));
+        if let Some(id) = &ev.node_id {
+            attributes.push(kv(attr::NODE_ID, id.clone()));
+        }
+        attributes.push(kv(attr::NODE_ATTEMPT, i64::from(ev.attempt)));
+        attributes.push(kv(attr::NODE_OUTCOME, out));
+        attributes.push(kv(attr::QUEUE_DEPTH_IN, ev.queue_depth_in as i64));
+        attributes.push(kv(attr::QUEUE_DEPTH_OUT, ev.queue_depth_out as i64));
+        if let Some(id) = &run.run_id {
+            attributes.push(kv(attr::RUN_ID, id.clone()));
+        }
+        if let Some(t) = &run.tenant {
+            attributes.push(kv(attr::TENANT, t.clone()));
+        }
+        let mut events = SpanEvents::default();
+        let status = match error {
+            Some((ty, msg)) => {
+                attributes.push(kv(attr::ERROR_TYPE, ty.clone()));
+                let msg = truncate(&msg, self.max_attr_len);
+                let exc_ty = if out == outcome::TIMEOUT {
+                    extra_str(ev, "exception")
+                        .map(|x| parse_exception(x).0)
+                        .unwrap_or_else(|| "TimeoutError".into())
+                } else {
+                    ty.clone()
+                };
+                events.events.push(Event::new(
+                    sc::EXCEPTION_EVENT,
+                    to_time(end),
+                    vec![
+                        kv(attr::EXCEPTION_TYPE, exc_ty),
+                        kv(attr::EXCEPTION_MESSAGE, msg.clone()),
+                    ],
+                    0,
+                ));
+                Status::error(if msg.is_empty() { ty } else { msg })
+            }
+            None => Status::Unset,
+        };
+        self.span(
+            trace,
+            ids::attempt_span_id(trace, key, ev.attempt, seq),
+            ids::root_span_id(trace),
+            name,
+            start,
+            end.max(start),
+            attributes,
+            events,
+            status,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn span(
+        &self,
+        trace: TraceId,
+        id: SpanId,
+        parent: SpanId,
+        name: String,
+        start: u128,
+        end: u128,
+        attributes: Vec<KeyValue>,
+        events: SpanEvents,
+        status: Status,
+    ) -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                trace,
+                id,
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: parent,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: name.into(),
+            start_time: to_time(start),
+            end_time: to_time(end),
+            attributes,
+            dropped_attributes_count: 0,
+            events,
+            links: SpanLinks::default(),
+            status,
+            instrumentation_scope: self.scope.clone(),
+        }
+    }
+
+    /// End the run of `trace_id` now (explicit end). Returns false when no
+    /// such run is open.
+    pub(crate) fn end_run(&mut self, run: &str, fx: &mut Effects) -> bool {
+        let (trace, _) = ids::trace_id_for(run);
+        self.finish(trace, EndReason::Explicit, fx)
+    }
+
+    /// End every run idle for longer than the idle timeout.
+    pub(crate) fn end_idle(&mut self, now: Instant, fx: &mut Effects) {
+        let idle: Vec<TraceId> = self
+            .runs
+            .values()
+            .filter(|r| now.duration_since(r.last_seen) >= self.idle_timeout)
+            .map(|r| r.trace)
+            .collect();
+        for t in idle {
+            self.finish(t, EndReason::Idle, fx);
+        }
+    }
+
+    /// End every open run (shutdown).
+    pub(crate) fn end_all(&mut self, fx: &mut Effects) {
+        let all: Vec<TraceId> = self.runs.keys().copied().collect();
+        for t in all {
+            self.finish(t, EndReason::Shutdown, fx);
+        }
+    }
+
+    /// Make room: end the least recently active tenth of the open runs.
+    fn evict(&mut self, fx: &mut Effects) {
+        let mut by_age: Vec<(Instant, TraceId)> =
+            self.runs.values().map(|r| (r.last_seen, r.trace)).collect();
+        by_age.sort_unstable_by_key(|(seen, _)| *seen);
+        let n = (self.max_open_runs / 10).max(1);
+        for (_, t) in by_age.into_iter().take(n) {
+            self.finish(t, EndReason::Evicted, fx);
+        }
+    }
+
+    fn finish(&mut self, trace: TraceId, reason: EndReason, fx: &mut Effects) -> bool {
+        let Some(mut run) = self.runs.remove(&trace) else {
+            return false;
+        };
+        // Attempts that started and never ended: exported as incomplete,
+        // ending with the run, and no longer counted as active.
+        let open = std::mem::take(&mut run.open);
+        let end_ns = run.end_ns;
+        self.runs.insert(trace, run);
+        for (key, starts) in open {
+            for s in starts {
+                let name = self.runs[&trace].node_names.get(&key).cloned();
+                if let Some(n) = &name {
+                    fx.active.push((n.clone(), -1));
+                }
+                let seq = {
+                    let run = self.runs.get_mut(&trace).expect("run present");
+                    let done = run.done.entry((key.clone(), s.attempt)).or_default();
+                    done.push(s.start_ns);
+                    done.len() as u32 - 1
+                };
+                let mut ev = FlowEvent::builder("incomplete", 0.0).event;
+                ev.node_name = name;
+                ev.node_id = Some(key.clone());
+                ev.attempt = s.attempt;
+                let span = self.attempt_span(trace, &ev, s.start_ns, end_ns.max(s.start_ns), seq);
+                fx.spans.push(span);
+            }
+        }
+        let run = self.runs.remove(&trace).expect("run present");
+        if !run.root_exported {
+            fx.spans.push(self.root_span(run, reason));
+        }
+        if self.closed.insert(trace) {
+            self.closed_order.push_back(trace);
+            if self.closed_order.len() > self.max_open_runs.max(1024) * 4 {
+                if let Some(old) = self.closed_order.pop_front() {
+                    self.closed.remove(&old);
+                }
+            }
+        }
+        true
+    }
+
+    fn root_span(&self, run: Run, reason: EndReason) -> SpanData {
+        let mut attributes = vec![
+            kv(attr::FLOW_NAME, self.flow_name.clone()),
+            kv(attr::RUN_ATTEMPTS, run.attempts as i64),
+            kv(attr::RUN_CANCELLED, run.cancelled),
+            kv(attr::RUN_END_REASON, reason.as_str()),
+        ];
+        if let Some(id) = &run.run_id {
+            attributes.push(kv(attr::RUN_ID, id.clone()));
+        }
+        if let Some(t) = &run.tenant {
+            attributes.push(kv(attr::TENANT, t.clone()));
+        }
+        let status = match &run.failure {
+            Some((code, message)) => {
+                attributes.push(kv(attr::ERROR_TYPE, code.clone()));
+                Status::error(if message.is_empty() {
+                    code.clone()
+                } else {
+                    format!("{code}: {message}")
+                })
+            }
+            None => Status::Unset,
+        };
+        if run.dropped_events > 0 {
+            self.stats
+                .add_root_events_dropped(u64::from(run.dropped_events));
+        }
+        let mut events = SpanEvents::default();
+        events.events = run.events;
+        events.dropped_count = run.dropped_events;
+        let start = run.start_ns.min(run.end_ns);
+        self.span(
+            run.trace,
+            ids::root_span_id(run.trace),
+            SpanId::INVALID,
+            self.flow_name.clone(),
+            start,
+            run.end_ns,
+            attributes,
+            events,
+            status,
+        )
+    }
+}
+
+fn take_open(run: &mut Run, key: &str, attempt: Option<u32>) -> Option<u128> {
+    let starts = run.open.get_mut(key)?;
+    let pos = starts
+        .iter()
+        .position(|s| attempt.is_none_or(|a| a == s.attempt))?;
+    let s = starts.remove(pos);
+    if starts.is_empty() {
+        run.open.remove(key);
+    }
+    Some(s.start_ns)
+}
+
+fn take_latest_open(run: &mut Run, key: &str) -> Option<(u32, u128)> {
+    let starts = run.open.get_mut(key)?;
+    let s = starts.pop()?;
+    if starts.is_empty() {
+        run.open.remove(key);
+    }
+    Some((s.attempt, s.start_ns))
+}

@@ -1,0 +1,147 @@
+//! Counters of what flowtel did and what it lost, shared by the caller's
+//! threads, the mapping thread and the exporter; read by [`Flowtel::stats`]
+//! and exported as the `flowtel.sdk.*` self-metrics.
+//!
+//! [`Flowtel::stats`]: crate::Flowtel::stats
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// A snapshot of flowtel's own counters.
+///
+/// ```
+/// # let flowtel = flowtel::Flowtel::builder().with_in_memory(&flowtel::InMemory::new()).build().unwrap();
+/// let s = flowtel.stats();
+/// assert_eq!(s.events_dropped(), 0);
+/// # flowtel.shutdown(std::time::Duration::from_secs(5)).unwrap();
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events accepted by `record()`.
+    pub events_recorded: u64,
+    /// Events mapped by the mapping thread.
+    pub events_processed: u64,
+    /// Events dropped because the queue was full.
+    pub events_dropped_queue_full: u64,
+    /// Events rejected by validation.
+    pub events_invalid: u64,
+    /// Events recorded after shutdown.
+    pub events_after_shutdown: u64,
+    /// Duplicate terminal events (same attempt, same timestamp) ignored.
+    pub events_duplicate: u64,
+    /// Spans produced by the mapping.
+    pub spans_created: u64,
+    /// Spans acknowledged by the exporter.
+    pub spans_exported: u64,
+    /// Spans dropped because the span buffer was full.
+    pub spans_dropped: u64,
+    /// Failed export requests (their spans stay buffered and are retried).
+    pub export_failures: u64,
+    /// Root span events beyond the per-run limit.
+    pub root_events_dropped: u64,
+    /// Metric attribute values replaced by `_overflow`.
+    pub cardinality_overflows: u64,
+}
+
+impl Stats {
+    /// All events that did not become telemetry.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped_queue_full + self.events_invalid + self.events_after_shutdown
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) events_recorded: AtomicU64,
+    pub(crate) events_processed: AtomicU64,
+    pub(crate) events_dropped_queue_full: AtomicU64,
+    pub(crate) events_invalid: AtomicU64,
+    pub(crate) events_after_shutdown: AtomicU64,
+    pub(crate) events_duplicate: AtomicU64,
+    pub(crate) spans_created: AtomicU64,
+    pub(crate) spans_exported: AtomicU64,
+    pub(crate) spans_dropped: AtomicU64,
+    pub(crate) export_failures: AtomicU64,
+    pub(crate) root_events_dropped: AtomicU64,
+    pub(crate) cardinality_overflows: AtomicU64,
+    warned_queue_full: AtomicBool,
+    warned_buffer_full: AtomicBool,
+    warned_overflow: AtomicBool,
+    warned_export: AtomicBool,
+}
+
+/// Warnings are printed once per kind, to standard error, so that a loss is
+/// never silent but never floods the log either.
+fn warn_once(flag: &AtomicBool, msg: &str) {
+    if !flag.swap(true, Relaxed) {
+        eprintln!("flowtel: warning: {msg}");
+    }
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            events_recorded: self.events_recorded.load(Relaxed),
+            events_processed: self.events_processed.load(Relaxed),
+            events_dropped_queue_full: self.events_dropped_queue_full.load(Relaxed),
+            events_invalid: self.events_invalid.load(Relaxed),
+            events_after_shutdown: self.events_after_shutdown.load(Relaxed),
+            events_duplicate: self.events_duplicate.load(Relaxed),
+            spans_created: self.spans_created.load(Relaxed),
+            spans_exported: self.spans_exported.load(Relaxed),
+            spans_dropped: self.spans_dropped.load(Relaxed),
+            export_failures: self.export_failures.load(Relaxed),
+            root_events_dropped: self.root_events_dropped.load(Relaxed),
+            cardinality_overflows: self.cardinality_overflows.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn add_duplicate(&self) {
+        self.events_duplicate.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn add_root_events_dropped(&self, n: u64) {
+        self.root_events_dropped.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn add_queue_full(&self) {
+        self.events_dropped_queue_full.fetch_add(1, Relaxed);
+        warn_once(
+            &self.warned_queue_full,
+            "event queue full: events are being dropped (counted in flowtel.sdk.events.dropped); \
+             raise with_queue_capacity or record less",
+        );
+    }
+
+    pub(crate) fn add_spans_dropped(&self, n: u64) {
+        self.spans_dropped.fetch_add(n, Relaxed);
+        warn_once(
+            &self.warned_buffer_full,
+            "span buffer full (collector down or slow): spans are being dropped \
+             (counted in flowtel.sdk.spans.dropped)",
+        );
+    }
+
+    pub(crate) fn add_overflow(&self, attribute: &str, limit: usize) {
+        self.cardinality_overflows.fetch_add(1, Relaxed);
+        if !self.warned_overflow.load(Relaxed) {
+            warn_once(
+                &self.warned_overflow,
+                &format!(
+                    "metric attribute `{attribute}` exceeded the cardinality limit of {limit} values; \
+                     further values are recorded as `_overflow` (counted in flowtel.sdk.cardinality.overflow)"
+                ),
+            );
+        }
+    }
+
+    pub(crate) fn add_export_failure(&self, error: &str) {
+        self.export_failures.fetch_add(1, Relaxed);
+        if !self.warned_export.load(Relaxed) {
+            warn_once(
+                &self.warned_export,
+                &format!("span export failed, retrying while buffered: {error}"),
+            );
+        }
+    }
+}
