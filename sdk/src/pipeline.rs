@@ -571,7 +571,7 @@ impl ExportLoop {
                     }
                     let left = lock(&self.buffer.queue).len();
                     if left > 0 {
-                        self.stats.add_spans_dropped(left as u64);
+                        self.stats.add_spans_lost_at_shutdown(left as u64);
                         lock(&self.buffer.queue).clear();
                     }
                     let _ = exporter

@@ -122,6 +122,15 @@ impl Counters {
         );
     }
 
+    /// Spans still buffered when the shutdown deadline passed.
+    pub(crate) fn add_spans_lost_at_shutdown(&self, n: u64) {
+        self.spans_dropped.fetch_add(n, Relaxed);
+        eprintln!(
+            "flowtel: warning: {n} spans could not be delivered before the shutdown deadline \
+             (counted in flowtel.sdk.spans.dropped)"
+        );
+    }
+
     pub(crate) fn add_overflow(&self, attribute: &str, limit: usize) {
         self.cardinality_overflows.fetch_add(1, Relaxed);
         if !self.warned_overflow.load(Relaxed) {
