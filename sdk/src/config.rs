@@ -73,7 +73,7 @@ impl Default for Config {
             service_name: None,
             flow_name: None,
             metric_interval: None,
-            queue_capacity: 65_536,
+            queue_capacity: 32_768,
             max_buffered_spans: 65_536,
             max_export_batch: 512,
             span_schedule_delay: Duration::from_millis(500),
@@ -216,7 +216,8 @@ impl FlowtelBuilder {
     }
 
     /// Capacity of the queue between `record()` and the mapping thread
-    /// (default 65 536 events). A full queue drops the event and counts it.
+    /// (default 32 768 events, about 7 MiB). A full queue drops the event and
+    /// counts it.
     pub fn with_queue_capacity(mut self, events: usize) -> Self {
         self.config.queue_capacity = events.max(1);
         self

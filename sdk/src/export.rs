@@ -85,6 +85,16 @@ impl InMemory {
             .clone()
     }
 
+    /// Forget everything exported so far (for long benchmarks and soaks).
+    pub fn clear(&self) {
+        self.spans
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.metrics.reset();
+    }
+
     /// The metric points of the latest export (cumulative totals).
     pub fn metric_points(&self) -> Vec<MetricPoint> {
         self.metrics

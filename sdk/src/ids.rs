@@ -28,6 +28,33 @@ fn fnv64(parts: &[&[u8]]) -> u64 {
     h
 }
 
+/// FNV-1a as a `Hasher`, for flowtel's internal maps: a few ns per short
+/// key where SipHash costs tens. Keys are bounded per run and per pipeline,
+/// so flooding a map with colliding names only slows that map.
+#[derive(Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(FNV64_OFFSET)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(FNV64_PRIME);
+        }
+    }
+}
+
+/// A `HashMap` with [`Fnv`] hashing.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 fn fnv128(bytes: &[u8]) -> u128 {
     let mut h = FNV128_OFFSET;
     for b in bytes {

@@ -6,17 +6,17 @@
 //! variable attribute is bounded by the cardinality limit: once a value set is
 //! full, new values are recorded as `_overflow`, counted, and warned about once.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use flowtel_semconv::{attr, event, metric, outcome, reason, unit, OVERFLOW_VALUE};
-use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, UpDownCounter};
+use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 use serde_json::Value as Json;
 
 use crate::config::Config;
 use crate::event::FlowEvent;
+use crate::ids::FastMap;
 use crate::stats::Counters;
 
 /// Explicit histogram buckets for durations in seconds (1 ms to 5 min):
@@ -26,55 +26,74 @@ const DURATION_BUCKETS: &[f64] = &[
 ];
 
 /// A metric attribute whose values are bounded by the cardinality limit.
+/// Each value gets a slot; slot `limit` is the overflow value.
 struct Bounded {
     key: Key,
     limit: usize,
-    values: HashMap<String, Value>,
-    overflow: Value,
+    slots: FastMap<String, usize>,
+    kvs: Vec<KeyValue>,
 }
 
 impl Bounded {
     fn new(key: impl Into<Key>, limit: usize) -> Self {
+        let key = key.into();
         Bounded {
-            key: key.into(),
+            kvs: vec![KeyValue::new(
+                key.clone(),
+                Value::String(StringValue::from(OVERFLOW_VALUE)),
+            )],
+            key,
             limit,
-            values: HashMap::new(),
-            overflow: Value::String(StringValue::from(OVERFLOW_VALUE)),
+            slots: FastMap::default(),
         }
     }
 
-    /// The attribute for `value`, or `None` when it overflowed (the caller
-    /// records the overflow and uses the overflow value).
-    fn get(&mut self, value: &str) -> Result<KeyValue, KeyValue> {
-        if let Some(v) = self.values.get(value) {
-            return Ok(KeyValue::new(self.key.clone(), v.clone()));
+    /// The slot of `value`; `Err` with the overflow slot when the value set
+    /// is full (the caller counts the overflow).
+    fn slot(&mut self, value: &str) -> Result<usize, usize> {
+        if let Some(&i) = self.slots.get(value) {
+            return Ok(i);
         }
-        if self.values.len() < self.limit {
+        if self.slots.len() < self.limit {
             let v = Value::String(StringValue::from(Arc::<str>::from(value)));
-            self.values.insert(value.to_string(), v.clone());
-            return Ok(KeyValue::new(self.key.clone(), v));
+            self.kvs.push(KeyValue::new(self.key.clone(), v));
+            let i = self.kvs.len() - 1;
+            self.slots.insert(value.to_string(), i);
+            return Ok(i);
         }
-        Err(KeyValue::new(self.key.clone(), self.overflow.clone()))
+        Err(0)
     }
 }
+
+/// Last seen queue depths and trace in-flight count of one node, reported
+/// by observable gauges at collection time: a plain store per event instead
+/// of four instrument updates.
+#[derive(Clone, Default)]
+struct NodeGauges {
+    node: Option<KeyValue>,
+    depth_in: u64,
+    depth_out: u64,
+    inflight: u64,
+    /// Attempts started and not yet finished (`flow.node.active`).
+    active: i64,
+}
+
+type GaugeTable = Arc<Mutex<Vec<NodeGauges>>>;
 
 pub(crate) struct FlowMetrics {
     events: Counter<u64>,
     duration: Histogram<f64>,
     retry_delay: Histogram<f64>,
     failures: Counter<u64>,
-    active: UpDownCounter<i64>,
-    queue_depth: Gauge<u64>,
-    backlog: Gauge<u64>,
-    inflight: Gauge<u64>,
     overflow: Counter<u64>,
+    gauges: GaugeTable,
     nodes: Bounded,
     event_types: Bounded,
     error_types: Bounded,
     tenants: Option<Bounded>,
     extras: Vec<(String, Bounded)>,
-    direction_in: KeyValue,
-    direction_out: KeyValue,
+    /// Reused attribute list, so recording allocates nothing once warm.
+    scratch: Vec<KeyValue>,
     stats: Arc<Counters>,
 }
 
@@ -82,6 +101,8 @@ impl FlowMetrics {
     pub(crate) fn new(meter: &Meter, config: &Config, stats: Arc<Counters>) -> Self {
         let limit = config.cardinality_limit;
         register_self_metrics(meter, &stats);
+        let gauges: GaugeTable = Arc::default();
+        register_gauges(meter, &gauges);
         FlowMetrics {
             events: meter
                 .u64_counter(metric::EVENTS)
@@ -105,31 +126,12 @@ impl FlowMetrics {
                 .with_unit(unit::FAILURES)
                 .with_description("Terminal node failures by error code")
                 .build(),
-            active: meter
-                .i64_up_down_counter(metric::NODE_ACTIVE)
-                .with_unit(unit::ATTEMPTS)
-                .with_description("Node attempts started and not yet finished")
-                .build(),
-            queue_depth: meter
-                .u64_gauge(metric::QUEUE_DEPTH)
-                .with_unit(unit::MESSAGES)
-                .with_description("Queue depth of a node by direction")
-                .build(),
-            backlog: meter
-                .u64_gauge(metric::QUEUE_BACKLOG)
-                .with_unit(unit::MESSAGES)
-                .with_description("Messages queued at a node, in and out")
-                .build(),
-            inflight: meter
-                .u64_gauge(metric::TRACE_INFLIGHT)
-                .with_unit(unit::MESSAGES)
-                .with_description("In-flight invocations of the trace the node last served")
-                .build(),
             overflow: meter
                 .u64_counter(metric::SDK_CARDINALITY_OVERFLOW)
                 .with_unit(unit::VALUES)
                 .with_description("Metric attribute values replaced by _overflow")
                 .build(),
+            gauges,
             nodes: Bounded::new(attr::NODE_NAME, limit),
             event_types: Bounded::new(attr::EVENT_TYPE, limit),
             error_types: Bounded::new(attr::ERROR_TYPE, limit),
@@ -142,130 +144,201 @@ impl FlowMetrics {
                 .filter(|k| !is_forbidden_extra(k))
                 .map(|k| (k.clone(), Bounded::new(Key::new(k.clone()), limit)))
                 .collect(),
-            direction_in: KeyValue::new(attr::QUEUE_DIRECTION, "in"),
-            direction_out: KeyValue::new(attr::QUEUE_DIRECTION, "out"),
+            scratch: Vec::with_capacity(8),
             stats,
         }
     }
 
-    fn bounded(&self, r: Result<KeyValue, KeyValue>, limit: usize) -> KeyValue {
-        match r {
-            Ok(kv) => kv,
-            Err(kv) => {
-                self.stats.add_overflow(kv.key.as_str(), limit);
-                self.overflow.add(
+    /// Resolve a value of a bounded attribute, counting an overflow.
+    fn resolve(
+        b: &mut Bounded,
+        value: &str,
+        overflow: &Counter<u64>,
+        stats: &Counters,
+    ) -> (usize, KeyValue) {
+        match b.slot(value) {
+            Ok(i) => (i, b.kvs[i].clone()),
+            Err(i) => {
+                stats.add_overflow(b.key.as_str(), b.limit);
+                overflow.add(
                     1,
                     &[KeyValue::new(
                         attr::OVERFLOW_ATTRIBUTE,
-                        kv.key.as_str().to_string(),
+                        b.key.as_str().to_string(),
                     )],
                 );
-                kv
+                (i, b.kvs[i].clone())
             }
         }
     }
 
     /// Update every instrument the event concerns.
     pub(crate) fn record(&mut self, ev: &FlowEvent) {
-        let limit = self.nodes.limit;
-        let node = ev.node_name.as_deref().map(|n| {
-            let r = self.nodes.get(n);
-            self.bounded(r, limit)
-        });
-        let r = self.event_types.get(&ev.event_type);
-        let event_type = self.bounded(r, limit);
-
+        let (overflow, stats) = (&self.overflow, &*self.stats);
+        let mut attrs = std::mem::take(&mut self.scratch);
+        attrs.clear();
         // Opt-in dimensions shared by every instrument of this event.
-        let mut common: Vec<KeyValue> = Vec::new();
-        if self.tenants.is_some() {
-            if let Some(t) = ev.extra.get("tenant").and_then(Json::as_str) {
-                let r = self.tenants.as_mut().map(|b| b.get(t));
-                if let Some(r) = r {
-                    common.push(self.bounded(r, limit));
-                }
-            }
+        if let (Some(b), Some(t)) = (
+            self.tenants.as_mut(),
+            ev.extra.get("tenant").and_then(Json::as_str),
+        ) {
+            attrs.push(Self::resolve(b, t, overflow, stats).1);
         }
-        for i in 0..self.extras.len() {
-            let scalar = match ev.extra.get(&self.extras[i].0) {
+        for (key, b) in &mut self.extras {
+            let scalar = match ev.extra.get(key) {
                 Some(Json::String(s)) => Some(s.clone()),
-                Some(Json::Bool(b)) => Some(b.to_string()),
+                Some(Json::Bool(v)) => Some(v.to_string()),
                 Some(Json::Number(n)) => Some(n.to_string()),
                 _ => None,
             };
-            if let Some(s) = scalar {
-                let r = self.extras[i].1.get(&s);
-                common.push(self.bounded(r, limit));
+            if let Some(v) = scalar {
+                attrs.push(Self::resolve(b, &v, overflow, stats).1);
             }
         }
+        let common = attrs.len();
 
-        let mut attrs: Vec<KeyValue> = Vec::with_capacity(3 + common.len());
+        let (_, event_type) = Self::resolve(&mut self.event_types, &ev.event_type, overflow, stats);
+        let node = ev
+            .node_name
+            .as_deref()
+            .map(|n| Self::resolve(&mut self.nodes, n, overflow, stats));
         attrs.push(event_type);
-        if let Some(n) = &node {
+        if let Some((_, n)) = &node {
             attrs.push(n.clone());
         }
-        attrs.extend(common.iter().cloned());
         self.events.add(1, &attrs);
+        attrs.truncate(common);
 
-        let Some(node) = node else {
-            return;
-        };
-        let with = |extra: &[KeyValue]| -> Vec<KeyValue> {
-            let mut v = Vec::with_capacity(1 + extra.len() + common.len());
-            v.push(node.clone());
-            v.extend_from_slice(extra);
-            v.extend(common.iter().cloned());
-            v
-        };
-        match ev.event_type.as_str() {
-            event::NODE_SUCCESS | event::NODE_ERROR | event::NODE_TIMEOUT => {
-                if let Some(ms) = ev.latency_ms {
-                    let out = match ev.event_type.as_str() {
-                        event::NODE_SUCCESS => outcome::SUCCESS,
-                        event::NODE_ERROR => outcome::ERROR,
-                        _ => outcome::TIMEOUT,
-                    };
-                    self.duration.record(
-                        ms / 1000.0,
-                        &with(&[KeyValue::new(attr::NODE_OUTCOME, out)]),
+        if let Some((slot, node_kv)) = node {
+            attrs.push(node_kv.clone());
+            match ev.event_type.as_str() {
+                event::NODE_SUCCESS | event::NODE_ERROR | event::NODE_TIMEOUT => {
+                    if let Some(ms) = ev.latency_ms {
+                        let out = match ev.event_type.as_str() {
+                            event::NODE_SUCCESS => outcome::SUCCESS,
+                            event::NODE_ERROR => outcome::ERROR,
+                            _ => outcome::TIMEOUT,
+                        };
+                        attrs.push(KeyValue::new(attr::NODE_OUTCOME, out));
+                        self.duration.record(ms / 1000.0, &attrs);
+                    }
+                }
+                event::NODE_RETRY => {
+                    if let Some(s) = ev.extra.get("sleep_s").and_then(Json::as_f64) {
+                        if s.is_finite() && s >= 0.0 {
+                            self.retry_delay.record(s, &attrs);
+                        }
+                    }
+                }
+                event::NODE_FAILED => {
+                    let code = ev
+                        .extra
+                        .get("flow_error")
+                        .and_then(|f| f.get("code"))
+                        .and_then(Json::as_str)
+                        .unwrap_or("NODE_FAILED");
+                    let (_, et) = Self::resolve(&mut self.error_types, code, overflow, stats);
+                    attrs.push(et);
+                    self.failures.add(1, &attrs);
+                }
+                _ => {}
+            }
+            let mut table = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+            let g = node_entry(&mut table, slot, node_kv);
+            g.depth_in = ev.queue_depth_in;
+            g.depth_out = ev.queue_depth_out;
+            g.inflight = ev.trace_inflight;
+        }
+        self.scratch = attrs;
+    }
+
+    /// Apply a change of attempts in flight reported by the span mapping.
+    pub(crate) fn active(&mut self, node: &str, delta: i64) {
+        let (slot, kv) = Self::resolve(&mut self.nodes, node, &self.overflow, &self.stats);
+        let mut table = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        node_entry(&mut table, slot, kv).active += delta;
+    }
+}
+
+fn node_entry(table: &mut Vec<NodeGauges>, slot: usize, node: KeyValue) -> &mut NodeGauges {
+    if table.len() <= slot {
+        table.resize(slot + 1, NodeGauges::default());
+    }
+    let g = &mut table[slot];
+    if g.node.is_none() {
+        g.node = Some(node);
+    }
+    g
+}
+
+/// The node gauges, observed from the last-value table.
+fn register_gauges(meter: &Meter, table: &GaugeTable) {
+    let t = table.clone();
+    meter
+        .u64_observable_gauge(metric::QUEUE_DEPTH)
+        .with_unit(unit::MESSAGES)
+        .with_description("Queue depth of a node by direction")
+        .with_callback(move |o| {
+            let t = t.lock().unwrap_or_else(|p| p.into_inner());
+            for g in t.iter() {
+                if let Some(n) = &g.node {
+                    o.observe(
+                        g.depth_in,
+                        &[n.clone(), KeyValue::new(attr::QUEUE_DIRECTION, "in")],
+                    );
+                    o.observe(
+                        g.depth_out,
+                        &[n.clone(), KeyValue::new(attr::QUEUE_DIRECTION, "out")],
                     );
                 }
             }
-            event::NODE_RETRY => {
-                if let Some(s) = ev.extra.get("sleep_s").and_then(Json::as_f64) {
-                    if s.is_finite() && s >= 0.0 {
-                        self.retry_delay.record(s, &with(&[]));
-                    }
+        })
+        .build();
+    let t = table.clone();
+    meter
+        .u64_observable_gauge(metric::QUEUE_BACKLOG)
+        .with_unit(unit::MESSAGES)
+        .with_description("Messages queued at a node, in and out")
+        .with_callback(move |o| {
+            let t = t.lock().unwrap_or_else(|p| p.into_inner());
+            for g in t.iter() {
+                if let Some(n) = &g.node {
+                    o.observe(
+                        g.depth_in.saturating_add(g.depth_out),
+                        std::slice::from_ref(n),
+                    );
                 }
             }
-            event::NODE_FAILED => {
-                let code = ev
-                    .extra
-                    .get("flow_error")
-                    .and_then(|f| f.get("code"))
-                    .and_then(Json::as_str)
-                    .unwrap_or("NODE_FAILED");
-                let r = self.error_types.get(code);
-                let et = self.bounded(r, limit);
-                self.failures.add(1, &with(&[et]));
+        })
+        .build();
+    let t = table.clone();
+    meter
+        .i64_observable_up_down_counter(metric::NODE_ACTIVE)
+        .with_unit(unit::ATTEMPTS)
+        .with_description("Node attempts started and not yet finished")
+        .with_callback(move |o| {
+            let t = t.lock().unwrap_or_else(|p| p.into_inner());
+            for g in t.iter() {
+                if let Some(n) = &g.node {
+                    o.observe(g.active, std::slice::from_ref(n));
+                }
             }
-            _ => {}
-        }
-        let node_only = with(&[]);
-        self.backlog.record(ev.queue_depth(), &node_only);
-        self.inflight.record(ev.trace_inflight, &node_only);
-        self.queue_depth
-            .record(ev.queue_depth_in, &with(&[self.direction_in.clone()]));
-        self.queue_depth
-            .record(ev.queue_depth_out, &with(&[self.direction_out.clone()]));
-    }
-
-    /// Apply changes of attempts in flight reported by the span mapping.
-    pub(crate) fn active(&mut self, node: &str, delta: i64) {
-        let limit = self.nodes.limit;
-        let r = self.nodes.get(node);
-        let kv = self.bounded(r, limit);
-        self.active.add(delta, &[kv]);
-    }
+        })
+        .build();
+    let t = table.clone();
+    meter
+        .u64_observable_gauge(metric::TRACE_INFLIGHT)
+        .with_unit(unit::MESSAGES)
+        .with_description("In-flight invocations of the trace the node last served")
+        .with_callback(move |o| {
+            let t = t.lock().unwrap_or_else(|p| p.into_inner());
+            for g in t.iter() {
+                if let Some(n) = &g.node {
+                    o.observe(g.inflight, std::slice::from_ref(n));
+                }
+            }
+        })
+        .build();
 }
 
 /// Keys that identify a run or a node instance: never metric attributes,

@@ -38,7 +38,7 @@ use crate::stats::{Counters, Stats};
 type Reply = mpsc::Sender<Result<(), FlushError>>;
 
 enum Msg {
-    Event(Box<FlowEvent>),
+    Event(FlowEvent),
     EndRun(String),
     Flush { spans: Reply, metrics: Reply },
     Shutdown { deadline: Instant, reply: Reply },
@@ -156,7 +156,7 @@ impl Flowtel {
             c.events_invalid.fetch_add(1, Ordering::Relaxed);
             return Err(RecordError::Invalid(e));
         }
-        match self.inner.tx.try_send(Msg::Event(Box::new(event))) {
+        match self.inner.tx.try_send(Msg::Event(event)) {
             Ok(()) => {
                 c.events_recorded.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -405,6 +405,11 @@ fn metric_result(r: opentelemetry_sdk::error::OTelSdkResult) -> Result<(), Flush
     r.map_err(|e| FlushError::Export(format!("metrics: {e}")))
 }
 
+/// After the queue runs dry, the mapping thread naps `BUSY_NAP` at a time
+/// for up to `BUSY_POLLS` naps (50 ms) before it parks on the queue.
+const BUSY_POLLS: u32 = 250;
+const BUSY_NAP: Duration = Duration::from_micros(200);
+
 struct Worker {
     mapper: SpanMapper,
     metrics: FlowMetrics,
@@ -420,16 +425,35 @@ impl Worker {
         let mut fx = Effects::default();
         let mut pending: Vec<SpanData> = Vec::new();
         let mut last_idle_check = Instant::now();
+        let mut empty_polls = 0u32;
+        let mut now = Instant::now();
+        let mut since_clock = 0u32;
         let shutdown = loop {
             let msg = match rx.try_recv() {
-                Ok(m) => Some(m),
+                Ok(m) => {
+                    empty_polls = 0;
+                    Some(m)
+                }
                 Err(mpsc::TryRecvError::Empty) => {
                     // Queue drained: hand spans over before sleeping.
                     self.buffer.push(&mut pending, &self.stats);
-                    match rx.recv_timeout(self.tick) {
-                        Ok(m) => Some(m),
-                        Err(RecvTimeoutError::Timeout) => None,
-                        Err(RecvTimeoutError::Disconnected) => break None,
+                    now = Instant::now();
+                    empty_polls = empty_polls.saturating_add(1);
+                    if empty_polls < BUSY_POLLS {
+                        // Still busy: nap without parking, so that senders
+                        // never pay for a wake-up (a futex syscall on the
+                        // caller's thread per event otherwise).
+                        thread::sleep(BUSY_NAP);
+                        None
+                    } else {
+                        match rx.recv_timeout(self.tick) {
+                            Ok(m) => {
+                                empty_polls = 0;
+                                Some(m)
+                            }
+                            Err(RecvTimeoutError::Timeout) => None,
+                            Err(RecvTimeoutError::Disconnected) => break None,
+                        }
                     }
                 }
                 Err(mpsc::TryRecvError::Disconnected) => break None,
@@ -438,7 +462,14 @@ impl Worker {
                 Some(Msg::Event(ev)) => {
                     self.stats.events_processed.fetch_add(1, Ordering::Relaxed);
                     self.metrics.record(&ev);
-                    self.mapper.on_event(&ev, Instant::now(), &mut fx);
+                    // Run idleness needs no better than ~1 ms resolution:
+                    // read the clock once per 64 events.
+                    since_clock += 1;
+                    if since_clock >= 64 {
+                        since_clock = 0;
+                        now = Instant::now();
+                    }
+                    self.mapper.on_event(&ev, now, &mut fx);
                 }
                 Some(Msg::EndRun(id)) => {
                     self.mapper.end_run(&id, &mut fx);

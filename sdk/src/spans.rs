@@ -17,7 +17,7 @@
 //! never a second root.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -30,7 +30,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use serde_json::Value as Json;
 
 use crate::event::FlowEvent;
-use crate::ids;
+use crate::ids::{self, FastMap};
 use crate::stats::Counters;
 
 /// Nanoseconds since the unix epoch, exact to the microsecond for the
@@ -91,9 +91,70 @@ struct OpenStart {
     attempt: u32,
 }
 
-struct Run {
+/// Terminal events seen for one (node, attempt) of a run: how many (the
+/// next span's sequence number) and the latest few timestamps, to recognise
+/// an exact duplicate. Fixed size however long the run lives.
+#[derive(Default)]
+struct Done {
+    count: u32,
+    recent: [u128; RECENT_TERMINALS],
+}
+
+const RECENT_TERMINALS: usize = 4;
+/// Open starts kept per node of a run; older ones are forgotten.
+const MAX_OPEN_PER_NODE: usize = 1024;
+
+impl Done {
+    fn is_duplicate(&self, ts: u128) -> bool {
+        let n = (self.count as usize).min(RECENT_TERMINALS);
+        self.recent[..n].contains(&ts)
+    }
+
+    /// Record a terminal event; returns its sequence number.
+    fn push(&mut self, ts: u128) -> u32 {
+        self.recent[self.count as usize % RECENT_TERMINALS] = ts;
+        self.count = self.count.saturating_add(1);
+        self.count - 1
+    }
+}
+
+/// What a run knows about one of its nodes (keyed by node id, else name).
+struct NodeState {
+    name: Arc<str>,
+    id: Option<Arc<str>>,
+    /// Started attempts without a terminal event yet.
+    open: Vec<OpenStart>,
+    /// Terminal events seen, per attempt number.
+    done: Vec<(u32, Done)>,
+}
+
+impl NodeState {
+    fn done(&mut self, attempt: u32) -> &mut Done {
+        let i = match self.done.iter().position(|(a, _)| *a == attempt) {
+            Some(i) => i,
+            None => {
+                self.done.push((attempt, Done::default()));
+                self.done.len() - 1
+            }
+        };
+        &mut self.done[i].1
+    }
+
+    fn take_open(&mut self, attempt: u32) -> Option<u128> {
+        let pos = self.open.iter().position(|s| s.attempt == attempt)?;
+        Some(self.open.remove(pos).start_ns)
+    }
+}
+
+/// Run-level facts every span of the run carries.
+struct RunMeta {
     trace: TraceId,
-    run_id: Option<String>,
+    run_id: Option<Arc<str>>,
+    tenant: Option<Arc<str>>,
+}
+
+struct Run {
+    meta: RunMeta,
     start_ns: u128,
     end_ns: u128,
     last_seen: Instant,
@@ -102,29 +163,36 @@ struct Run {
     attempts: u64,
     cancelled: bool,
     failure: Option<(String, String)>,
-    tenant: Option<String>,
     root_exported: bool,
-    /// Started attempts without a terminal event yet, by node key.
-    open: HashMap<String, Vec<OpenStart>>,
-    /// Terminal events seen, by (node key, attempt): their `ts` in ns. The
-    /// length is the next sequence number; equal timestamps are duplicates.
-    done: HashMap<(String, u32), Vec<u128>>,
-    node_names: HashMap<String, String>,
+    nodes: FastMap<String, NodeState>,
 }
 
-/// What mapping one event produced besides spans: changes of the number of
-/// attempts in flight per node (for `flow.node.active`).
+/// What mapping produced: spans, and changes of the number of attempts in
+/// flight per node (for `flow.node.active`).
 #[derive(Default)]
 pub(crate) struct Effects {
     pub(crate) spans: Vec<SpanData>,
-    pub(crate) active: Vec<(String, i64)>,
+    pub(crate) active: Vec<(Arc<str>, i64)>,
+}
+
+/// The facts of one attempt's end, from its terminal event or from the run
+/// ending while it was open.
+struct AttemptEnd<'a> {
+    kind: &'a str,
+    attempt: u32,
+    exception: Option<&'a str>,
+    depth_in: u64,
+    depth_out: u64,
+    start: u128,
+    end: u128,
+    seq: u32,
 }
 
 pub(crate) struct SpanMapper {
     flow_name: String,
     scope: InstrumentationScope,
-    runs: HashMap<TraceId, Run>,
-    closed: HashSet<TraceId>,
+    runs: FastMap<TraceId, Run>,
+    closed: HashSet<TraceId, std::hash::BuildHasherDefault<ids::Fnv>>,
     closed_order: VecDeque<TraceId>,
     idle_timeout: Duration,
     max_open_runs: usize,
@@ -171,6 +239,119 @@ fn extra_f64(ev: &FlowEvent, key: &str) -> Option<f64> {
     ev.extra.get(key).and_then(Json::as_f64)
 }
 
+fn new_span(
+    scope: &InstrumentationScope,
+    trace: TraceId,
+    ids: (SpanId, SpanId),
+    name: String,
+    (start, end): (u128, u128),
+    attributes: Vec<KeyValue>,
+    events: SpanEvents,
+    status: Status,
+) -> SpanData {
+    SpanData {
+        span_context: SpanContext::new(
+            trace,
+            ids.0,
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ),
+        parent_span_id: ids.1,
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: name.into(),
+        start_time: to_time(start),
+        end_time: to_time(end),
+        attributes,
+        dropped_attributes_count: 0,
+        events,
+        links: SpanLinks::default(),
+        status,
+        instrumentation_scope: scope.clone(),
+    }
+}
+
+fn attempt_span(
+    scope: &InstrumentationScope,
+    max_attr_len: usize,
+    meta: &RunMeta,
+    key: &str,
+    node: &NodeState,
+    a: AttemptEnd<'_>,
+) -> SpanData {
+    let (out, error) = match a.kind {
+        event::NODE_SUCCESS => (outcome::SUCCESS, None),
+        event::NODE_ERROR => {
+            let (ty, msg) = a
+                .exception
+                .map(parse_exception)
+                .unwrap_or_else(|| ("Exception".into(), String::new()));
+            (outcome::ERROR, Some((ty.clone(), ty, msg)))
+        }
+        event::NODE_TIMEOUT => {
+            let (ty, msg) = a
+                .exception
+                .map(parse_exception)
+                .unwrap_or_else(|| ("TimeoutError".into(), String::new()));
+            (outcome::TIMEOUT, Some(("timeout".to_string(), ty, msg)))
+        }
+        event::NODE_TRACE_CANCELLED => (outcome::CANCELLED, None),
+        _ => (outcome::INCOMPLETE, None),
+    };
+    let mut attributes = Vec::with_capacity(10);
+    attributes.push(kv(attr::NODE_NAME, node.name.clone()));
+    if let Some(id) = &node.id {
+        attributes.push(kv(attr::NODE_ID, id.clone()));
+    }
+    attributes.push(kv(attr::NODE_ATTEMPT, i64::from(a.attempt)));
+    attributes.push(kv(attr::NODE_OUTCOME, out));
+    attributes.push(kv(attr::QUEUE_DEPTH_IN, a.depth_in as i64));
+    attributes.push(kv(attr::QUEUE_DEPTH_OUT, a.depth_out as i64));
+    if let Some(id) = &meta.run_id {
+        attributes.push(kv(attr::RUN_ID, id.clone()));
+    }
+    if let Some(t) = &meta.tenant {
+        attributes.push(kv(attr::TENANT, t.clone()));
+    }
+    let mut events = SpanEvents::default();
+    let status = match error {
+        Some((error_type, exc_type, msg)) => {
+            let msg = truncate(&msg, max_attr_len);
+            events.events.push(Event::new(
+                sc::EXCEPTION_EVENT,
+                to_time(a.end),
+                vec![
+                    kv(attr::EXCEPTION_TYPE, exc_type),
+                    kv(attr::EXCEPTION_MESSAGE, msg.clone()),
+                ],
+                0,
+            ));
+            let description = if msg.is_empty() {
+                error_type.clone()
+            } else {
+                msg
+            };
+            attributes.push(kv(attr::ERROR_TYPE, error_type));
+            Status::error(description)
+        }
+        None => Status::Unset,
+    };
+    new_span(
+        scope,
+        meta.trace,
+        (
+            ids::attempt_span_id(meta.trace, key, a.attempt, a.seq),
+            ids::root_span_id(meta.trace),
+        ),
+        node.name.to_string(),
+        (a.start, a.end.max(a.start)),
+        attributes,
+        events,
+        status,
+    )
+}
+
 impl SpanMapper {
     pub(crate) fn new(config: &crate::config::Config, stats: Arc<Counters>) -> Self {
         SpanMapper {
@@ -178,8 +359,8 @@ impl SpanMapper {
             scope: InstrumentationScope::builder(sc::SCOPE)
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
-            runs: HashMap::new(),
-            closed: HashSet::new(),
+            runs: FastMap::default(),
+            closed: HashSet::default(),
             closed_order: VecDeque::new(),
             idle_timeout: config.run_idle_timeout,
             max_open_runs: config.max_open_runs,
@@ -203,8 +384,11 @@ impl SpanMapper {
             self.runs.insert(
                 trace,
                 Run {
-                    trace,
-                    run_id: (!kept).then(|| run_str.to_string()),
+                    meta: RunMeta {
+                        trace,
+                        run_id: (!kept).then(|| Arc::from(truncate(run_str, self.max_attr_len))),
+                        tenant: None,
+                    },
                     start_ns: u128::MAX,
                     end_ns: 0,
                     last_seen: now,
@@ -213,16 +397,13 @@ impl SpanMapper {
                     attempts: 0,
                     cancelled: false,
                     failure: None,
-                    tenant: None,
                     root_exported: reopened,
-                    open: HashMap::new(),
-                    done: HashMap::new(),
-                    node_names: HashMap::new(),
+                    nodes: FastMap::with_capacity_and_hasher(8, Default::default()),
                 },
             );
         }
-        let max_attr_len = self.max_attr_len;
-        let max_root_events = self.max_root_events;
+        let (scope, max_attr_len, max_root_events) =
+            (&self.scope, self.max_attr_len, self.max_root_events);
         let Some(run) = self.runs.get_mut(&trace) else {
             return;
         };
@@ -233,15 +414,12 @@ impl SpanMapper {
             .map_or(end, |l| end.saturating_sub(ms_to_ns(l)));
         run.start_ns = run.start_ns.min(start);
         run.end_ns = run.end_ns.max(end);
-        if run.tenant.is_none() {
-            run.tenant = extra_str(ev, "tenant").map(|t| truncate(t, max_attr_len));
-        }
-        let key = node_key(ev);
-        if let Some(name) = ev.node_name.as_deref() {
-            if !run.node_names.contains_key(key) {
-                run.node_names.insert(key.to_string(), name.to_string());
+        if run.meta.tenant.is_none() {
+            if let Some(t) = extra_str(ev, "tenant") {
+                run.meta.tenant = Some(Arc::from(truncate(t, max_attr_len)));
             }
         }
+        let key = node_key(ev);
 
         let root_event = |run: &mut Run, name: Cow<'static, str>, mut attrs: Vec<KeyValue>| {
             if run.events.len() >= max_root_events {
@@ -249,61 +427,102 @@ impl SpanMapper {
                 return;
             }
             if let Some(n) = ev.node_name.as_deref() {
-                attrs.insert(0, kv(attr::NODE_NAME, n.to_string()));
+                attrs.insert(0, kv(attr::NODE_NAME, truncate(n, max_attr_len)));
             }
             run.events.push(Event::new(name, to_time(end), attrs, 0));
         };
 
-        match ev.event_type.as_str() {
+        let kind = ev.event_type.as_str();
+        let is_node_event = matches!(
+            kind,
+            event::NODE_START
+                | event::NODE_SUCCESS
+                | event::NODE_ERROR
+                | event::NODE_TIMEOUT
+                | event::NODE_TRACE_CANCELLED
+        );
+        if is_node_event && !run.nodes.contains_key(key) {
+            let name: Arc<str> = Arc::from(ev.node_name.as_deref().unwrap_or(key));
+            run.nodes.insert(
+                key.to_string(),
+                NodeState {
+                    name,
+                    id: ev.node_id.as_deref().map(Arc::from),
+                    open: Vec::new(),
+                    done: Vec::new(),
+                },
+            );
+        }
+        match kind {
             event::NODE_START => {
-                run.open
-                    .entry(key.to_string())
-                    .or_default()
-                    .push(OpenStart {
-                        start_ns: end,
-                        attempt: ev.attempt,
-                    });
-                if let Some(n) = &ev.node_name {
-                    fx.active.push((n.clone(), 1));
+                let Some(node) = run.nodes.get_mut(key) else {
+                    return;
+                };
+                if node.open.len() >= MAX_OPEN_PER_NODE {
+                    // Starts that never ended, piling up: forget the oldest
+                    // (and take it out of the active count).
+                    node.open.remove(0);
+                    fx.active.push((node.name.clone(), -1));
                 }
+                node.open.push(OpenStart {
+                    start_ns: end,
+                    attempt: ev.attempt,
+                });
+                fx.active.push((node.name.clone(), 1));
             }
             event::NODE_SUCCESS | event::NODE_ERROR | event::NODE_TIMEOUT => {
-                let opened = take_open(run, key, Some(ev.attempt));
+                let Some(node) = run.nodes.get_mut(key) else {
+                    return;
+                };
+                let opened = node.take_open(ev.attempt);
                 if opened.is_some() {
-                    if let Some(n) = &ev.node_name {
-                        fx.active.push((n.clone(), -1));
-                    }
+                    fx.active.push((node.name.clone(), -1));
                 }
                 let start = match (ev.latency_ms, opened) {
                     (Some(_), _) => start,
                     (None, Some(s)) => s,
                     (None, None) => end,
                 };
-                let done = run.done.entry((key.to_string(), ev.attempt)).or_default();
-                if done.contains(&end) {
+                let done = node.done(ev.attempt);
+                if done.is_duplicate(end) {
                     self.stats.add_duplicate();
                     return;
                 }
-                let seq = done.len() as u32;
-                done.push(end);
+                let seq = done.push(end);
                 run.attempts += 1;
-                let span = self.attempt_span(trace, ev, start, end, seq);
-                fx.spans.push(span);
+                let a = AttemptEnd {
+                    kind,
+                    attempt: ev.attempt,
+                    exception: extra_str(ev, "exception"),
+                    depth_in: ev.queue_depth_in,
+                    depth_out: ev.queue_depth_out,
+                    start,
+                    end,
+                    seq,
+                };
+                fx.spans
+                    .push(attempt_span(scope, max_attr_len, &run.meta, key, node, a));
             }
             event::NODE_TRACE_CANCELLED => {
-                if let Some((attempt, s)) = take_latest_open(run, key) {
-                    if let Some(n) = &ev.node_name {
-                        fx.active.push((n.clone(), -1));
+                if let Some(node) = run.nodes.get_mut(key) {
+                    if let Some(s) = node.open.pop() {
+                        fx.active.push((node.name.clone(), -1));
+                        let seq = node.done(s.attempt).push(end);
+                        run.attempts += 1;
+                        let a = AttemptEnd {
+                            kind,
+                            attempt: s.attempt,
+                            exception: None,
+                            depth_in: ev.queue_depth_in,
+                            depth_out: ev.queue_depth_out,
+                            start: s.start_ns,
+                            end,
+                            seq,
+                        };
+                        fx.spans
+                            .push(attempt_span(scope, max_attr_len, &run.meta, key, node, a));
                     }
-                    let done = run.done.entry((key.to_string(), attempt)).or_default();
-                    let seq = done.len() as u32;
-                    done.push(end);
-                    run.attempts += 1;
-                    let mut e = ev.clone();
-                    e.attempt = attempt;
-                    fx.spans.push(self.attempt_span(trace, &e, s, end, seq));
                 }
-                let run = self.runs.get_mut(&trace).expect("run present");
                 root_event(run, "flow.node_trace_cancelled".into(), Vec::new());
             }
             event::NODE_RETRY => {
@@ -321,8 +540,8 @@ impl SpanMapper {
                 let code = fe
                     .and_then(|f| f.get("code"))
                     .and_then(Json::as_str)
-                    .unwrap_or("NODE_FAILED")
-                    .to_string();
+                    .map(|c| truncate(c, 64))
+                    .unwrap_or_else(|| "NODE_FAILED".to_string());
                 let message = fe
                     .and_then(|f| f.get("message"))
                     .and_then(Json::as_str)
@@ -359,127 +578,6 @@ impl SpanMapper {
         }
     }
 
-    fn attempt_span(
-        &self,
-        trace: TraceId,
-        ev: &FlowEvent,
-        start: u128,
-        end: u128,
-        seq: u32,
-    ) -> SpanData {
-        let run = &self.runs[&trace];
-        let key = node_key(ev);
-        let name = ev
-            .node_name
-            .clone()
-            .or_else(|| run.node_names.get(key).cloned())
-            .unwrap_or_else(|| key.to_string());
-        let (out, error) = match ev.event_type.as_str() {
-            event::NODE_SUCCESS => (outcome::SUCCESS, None),
-            event::NODE_ERROR => {
-                let (ty, msg) = extra_str(ev, "exception")
-                    .map(parse_exception)
-                    .unwrap_or_else(|| ("Exception".into(), String::new()));
-                (outcome::ERROR, Some((ty, msg)))
-            }
-            event::NODE_TIMEOUT => {
-                let (_, msg) = extra_str(ev, "exception")
-                    .map(parse_exception)
-                    .unwrap_or_default();
-                (outcome::TIMEOUT, Some(("timeout".to_string(), msg)))
-            }
-            event::NODE_TRACE_CANCELLED => (outcome::CANCELLED, None),
-            _ => (outcome::INCOMPLETE, None),
-        };
-        let mut attributes = Vec::with_capacity(10);
-        attributes.push(kv(attr::NODE_NAME, name.clone()));
-        if let Some(id) = &ev.node_id {
-            attributes.push(kv(attr::NODE_ID, id.clone()));
-        }
-        attributes.push(kv(attr::NODE_ATTEMPT, i64::from(ev.attempt)));
-        attributes.push(kv(attr::NODE_OUTCOME, out));
-        attributes.push(kv(attr::QUEUE_DEPTH_IN, ev.queue_depth_in as i64));
-        attributes.push(kv(attr::QUEUE_DEPTH_OUT, ev.queue_depth_out as i64));
-        if let Some(id) = &run.run_id {
-            attributes.push(kv(attr::RUN_ID, id.clone()));
-        }
-        if let Some(t) = &run.tenant {
-            attributes.push(kv(attr::TENANT, t.clone()));
-        }
-        let mut events = SpanEvents::default();
-        let status = match error {
-            Some((ty, msg)) => {
-                attributes.push(kv(attr::ERROR_TYPE, ty.clone()));
-                let msg = truncate(&msg, self.max_attr_len);
-                let exc_ty = if out == outcome::TIMEOUT {
-                    extra_str(ev, "exception")
-                        .map(|x| parse_exception(x).0)
-                        .unwrap_or_else(|| "TimeoutError".into())
-                } else {
-                    ty.clone()
-                };
-                events.events.push(Event::new(
-                    sc::EXCEPTION_EVENT,
-                    to_time(end),
-                    vec![
-                        kv(attr::EXCEPTION_TYPE, exc_ty),
-                        kv(attr::EXCEPTION_MESSAGE, msg.clone()),
-                    ],
-                    0,
-                ));
-                Status::error(if msg.is_empty() { ty } else { msg })
-            }
-            None => Status::Unset,
-        };
-        self.span(
-            trace,
-            ids::attempt_span_id(trace, key, ev.attempt, seq),
-            ids::root_span_id(trace),
-            name,
-            start,
-            end.max(start),
-            attributes,
-            events,
-            status,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn span(
-        &self,
-        trace: TraceId,
-        id: SpanId,
-        parent: SpanId,
-        name: String,
-        start: u128,
-        end: u128,
-        attributes: Vec<KeyValue>,
-        events: SpanEvents,
-        status: Status,
-    ) -> SpanData {
-        SpanData {
-            span_context: SpanContext::new(
-                trace,
-                id,
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::default(),
-            ),
-            parent_span_id: parent,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Internal,
-            name: name.into(),
-            start_time: to_time(start),
-            end_time: to_time(end),
-            attributes,
-            dropped_attributes_count: 0,
-            events,
-            links: SpanLinks::default(),
-            status,
-            instrumentation_scope: self.scope.clone(),
-        }
-    }
-
     /// End the run of `trace_id` now (explicit end). Returns false when no
     /// such run is open.
     pub(crate) fn end_run(&mut self, run: &str, fx: &mut Effects) -> bool {
@@ -493,7 +591,7 @@ impl SpanMapper {
             .runs
             .values()
             .filter(|r| now.duration_since(r.last_seen) >= self.idle_timeout)
-            .map(|r| r.trace)
+            .map(|r| r.meta.trace)
             .collect();
         for t in idle {
             self.finish(t, EndReason::Idle, fx);
@@ -510,8 +608,11 @@ impl SpanMapper {
 
     /// Make room: end the least recently active tenth of the open runs.
     fn evict(&mut self, fx: &mut Effects) {
-        let mut by_age: Vec<(Instant, TraceId)> =
-            self.runs.values().map(|r| (r.last_seen, r.trace)).collect();
+        let mut by_age: Vec<(Instant, TraceId)> = self
+            .runs
+            .values()
+            .map(|r| (r.last_seen, r.meta.trace))
+            .collect();
         by_age.sort_unstable_by_key(|(seen, _)| *seen);
         let n = (self.max_open_runs / 10).max(1);
         for (_, t) in by_age.into_iter().take(n) {
@@ -525,30 +626,30 @@ impl SpanMapper {
         };
         // Attempts that started and never ended: exported as incomplete,
         // ending with the run, and no longer counted as active.
-        let open = std::mem::take(&mut run.open);
-        let end_ns = run.end_ns;
-        self.runs.insert(trace, run);
-        for (key, starts) in open {
-            for s in starts {
-                let name = self.runs[&trace].node_names.get(&key).cloned();
-                if let Some(n) = &name {
-                    fx.active.push((n.clone(), -1));
-                }
-                let seq = {
-                    let run = self.runs.get_mut(&trace).expect("run present");
-                    let done = run.done.entry((key.clone(), s.attempt)).or_default();
-                    done.push(s.start_ns);
-                    done.len() as u32 - 1
+        for (key, node) in run.nodes.iter_mut() {
+            for s in std::mem::take(&mut node.open) {
+                fx.active.push((node.name.clone(), -1));
+                let seq = node.done(s.attempt).push(s.start_ns);
+                let a = AttemptEnd {
+                    kind: outcome::INCOMPLETE,
+                    attempt: s.attempt,
+                    exception: None,
+                    depth_in: 0,
+                    depth_out: 0,
+                    start: s.start_ns,
+                    end: run.end_ns.max(s.start_ns),
+                    seq,
                 };
-                let mut ev = FlowEvent::builder("incomplete", 0.0).event;
-                ev.node_name = name;
-                ev.node_id = Some(key.clone());
-                ev.attempt = s.attempt;
-                let span = self.attempt_span(trace, &ev, s.start_ns, end_ns.max(s.start_ns), seq);
-                fx.spans.push(span);
+                fx.spans.push(attempt_span(
+                    &self.scope,
+                    self.max_attr_len,
+                    &run.meta,
+                    key,
+                    node,
+                    a,
+                ));
             }
         }
-        let run = self.runs.remove(&trace).expect("run present");
         if !run.root_exported {
             fx.spans.push(self.root_span(run, reason));
         }
@@ -570,10 +671,10 @@ impl SpanMapper {
             kv(attr::RUN_CANCELLED, run.cancelled),
             kv(attr::RUN_END_REASON, reason.as_str()),
         ];
-        if let Some(id) = &run.run_id {
+        if let Some(id) = &run.meta.run_id {
             attributes.push(kv(attr::RUN_ID, id.clone()));
         }
-        if let Some(t) = &run.tenant {
+        if let Some(t) = &run.meta.tenant {
             attributes.push(kv(attr::TENANT, t.clone()));
         }
         let status = match &run.failure {
@@ -594,38 +695,16 @@ impl SpanMapper {
         let mut events = SpanEvents::default();
         events.events = run.events;
         events.dropped_count = run.dropped_events;
-        let start = run.start_ns.min(run.end_ns);
-        self.span(
-            run.trace,
-            ids::root_span_id(run.trace),
-            SpanId::INVALID,
+        let trace = run.meta.trace;
+        new_span(
+            &self.scope,
+            trace,
+            (ids::root_span_id(trace), SpanId::INVALID),
             self.flow_name.clone(),
-            start,
-            run.end_ns,
+            (run.start_ns.min(run.end_ns), run.end_ns),
             attributes,
             events,
             status,
         )
     }
-}
-
-fn take_open(run: &mut Run, key: &str, attempt: Option<u32>) -> Option<u128> {
-    let starts = run.open.get_mut(key)?;
-    let pos = starts
-        .iter()
-        .position(|s| attempt.is_none_or(|a| a == s.attempt))?;
-    let s = starts.remove(pos);
-    if starts.is_empty() {
-        run.open.remove(key);
-    }
-    Some(s.start_ns)
-}
-
-fn take_latest_open(run: &mut Run, key: &str) -> Option<(u32, u128)> {
-    let starts = run.open.get_mut(key)?;
-    let s = starts.pop()?;
-    if starts.is_empty() {
-        run.open.remove(key);
-    }
-    Some((s.attempt, s.start_ns))
 }
