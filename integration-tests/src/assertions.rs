@@ -122,19 +122,17 @@ pub fn check_scenario(r: &Received, s: &Scenario) -> Result<(), String> {
             ));
         }
         let failed = s.failed_runs.iter().find(|(t, _)| t == trace);
+        let is_error = root.status_code == "STATUS_CODE_ERROR";
         match failed {
-            Some((_, code)) => {
-                if root.status_code != "STATUS_CODE_ERROR" || root.attr("error.type") != Some(code)
-                {
-                    return Err(format!(
-                        "trace {trace}: root should be ERROR {code}: {root:?}"
-                    ));
-                }
+            Some((_, code)) if !is_error || root.attr("error.type") != Some(code) => {
+                return Err(format!(
+                    "trace {trace}: root should be ERROR {code}: {root:?}"
+                ));
             }
-            None if root.status_code == "STATUS_CODE_ERROR" => {
+            None if is_error => {
                 return Err(format!("trace {trace}: root unexpectedly ERROR"));
             }
-            None => {}
+            _ => {}
         }
     }
     for a in &s.attempts {

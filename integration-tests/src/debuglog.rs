@@ -81,16 +81,9 @@ pub struct Received {
 impl Received {
     /// The newest point per (metric, attributes): cumulative totals.
     pub fn latest_points(&self) -> Vec<&Point> {
-        let mut last: BTreeMap<(String, Vec<(String, String)>), &Point> = BTreeMap::new();
+        let mut last: BTreeMap<(&str, &BTreeMap<String, String>), &Point> = BTreeMap::new();
         for p in &self.points {
-            let key = (
-                p.metric.clone(),
-                p.attributes
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            );
-            last.insert(key, p);
+            last.insert((p.metric.as_str(), &p.attributes), p);
         }
         last.into_values().collect()
     }

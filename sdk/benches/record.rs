@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_main, Criterion, Throughput};
 use flowtel::{FlowEvent, Flowtel, InMemory};
 
 const NODES: [&str; 10] = [
@@ -130,5 +130,9 @@ fn bench(c: &mut Criterion) {
     flowtel.shutdown(Duration::from_secs(30)).unwrap();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+// The macro-generated group function has no doc comment.
+#[allow(missing_docs)]
+mod group {
+    criterion::criterion_group!(benches, super::bench);
+}
+criterion_main!(group::benches);

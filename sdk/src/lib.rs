@@ -52,21 +52,7 @@
 //!
 //! ## Configuration
 //!
-//! Settings made with [`FlowtelBuilder`] win over these environment variables,
-//! which win over the defaults.
-//!
-//! | variable | meaning | default |
-//! | --- | --- | --- |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | collector base URL; setting it (or a per-signal one) selects OTLP export | none: console |
-//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | per-signal full URL | from the above |
-//! | `OTEL_EXPORTER_OTLP_PROTOCOL` (and `_TRACES_` / `_METRICS_` variants) | `grpc` or `http/protobuf` | `grpc` |
-//! | `OTEL_EXPORTER_OTLP_HEADERS` (and per-signal) | `key=value,...` added to every request | none |
-//! | `OTEL_EXPORTER_OTLP_TIMEOUT` (and per-signal) | export request timeout, ms | 10000 |
-//! | `OTEL_EXPORTER_OTLP_COMPRESSION` (and per-signal) | `gzip` | none |
-//! | `OTEL_SERVICE_NAME` | `service.name` | `unknown_service` |
-//! | `OTEL_RESOURCE_ATTRIBUTES` | more resource attributes, `k=v,...` | none |
-//! | `OTEL_METRIC_EXPORT_INTERVAL` | metric export interval, ms | 60000 |
-#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc = include_str!("../CONFIG.md")]
 
 mod attempt;
 mod config;

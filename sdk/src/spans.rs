@@ -239,10 +239,10 @@ fn extra_f64(ev: &FlowEvent, key: &str) -> Option<f64> {
     ev.extra.get(key).and_then(Json::as_f64)
 }
 
+/// `ids` is (trace, span, parent).
 fn new_span(
     scope: &InstrumentationScope,
-    trace: TraceId,
-    ids: (SpanId, SpanId),
+    (trace, id, parent): (TraceId, SpanId, SpanId),
     name: String,
     (start, end): (u128, u128),
     attributes: Vec<KeyValue>,
@@ -252,12 +252,12 @@ fn new_span(
     SpanData {
         span_context: SpanContext::new(
             trace,
-            ids.0,
+            id,
             TraceFlags::SAMPLED,
             false,
             TraceState::default(),
         ),
-        parent_span_id: ids.1,
+        parent_span_id: parent,
         parent_span_is_remote: false,
         span_kind: SpanKind::Internal,
         name: name.into(),
@@ -339,8 +339,8 @@ fn attempt_span(
     };
     new_span(
         scope,
-        meta.trace,
         (
+            meta.trace,
             ids::attempt_span_id(meta.trace, key, a.attempt, a.seq),
             ids::root_span_id(meta.trace),
         ),
@@ -698,8 +698,7 @@ impl SpanMapper {
         let trace = run.meta.trace;
         new_span(
             &self.scope,
-            trace,
-            (ids::root_span_id(trace), SpanId::INVALID),
+            (trace, ids::root_span_id(trace), SpanId::INVALID),
             self.flow_name.clone(),
             (run.start_ns.min(run.end_ns), run.end_ns),
             attributes,

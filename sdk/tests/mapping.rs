@@ -48,7 +48,7 @@ fn run(events: Vec<FlowEvent>) -> (Vec<SpanData>, InMemory, Flowtel) {
     (sink.spans(), sink, stats_before)
 }
 
-fn attr_of<'a>(s: &'a SpanData, key: &str) -> Option<String> {
+fn attr_of(s: &SpanData, key: &str) -> Option<String> {
     s.attributes
         .iter()
         .find(|kv| kv.key.as_str() == key)
