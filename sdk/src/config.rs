@@ -2,9 +2,12 @@
 //! resolution order (code, then environment, then defaults).
 
 use std::env;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::BuildError;
+use opentelemetry_sdk::trace::SpanData;
+
 use crate::export::InMemory;
 
 /// OTLP transport.
@@ -30,12 +33,28 @@ impl Protocol {
     }
 }
 
+/// A function that receives finished span batches (see
+/// [`FlowtelBuilder::with_span_callback`]).
+pub(crate) type SpanCallback = Arc<dyn Fn(Vec<SpanData>) + Send + Sync>;
+
 /// Where telemetry goes.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) enum Target {
     Otlp,
     Console,
     InMemory(InMemory),
+    Callback(SpanCallback),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Otlp => f.write_str("Otlp"),
+            Target::Console => f.write_str("Console"),
+            Target::InMemory(_) => f.write_str("InMemory"),
+            Target::Callback(_) => f.write_str("Callback"),
+        }
+    }
 }
 
 /// Everything the pipeline needs, resolved.
@@ -194,6 +213,28 @@ impl FlowtelBuilder {
     /// Keep everything in memory, for tests (see [`InMemory`]).
     pub fn with_in_memory(mut self, sink: &InMemory) -> Self {
         self.config.target = Some(Target::InMemory(sink.clone()));
+        self
+    }
+
+    /// Hand every batch of finished spans to `f`, on flowtel's export
+    /// thread, instead of exporting them; metrics are not exported. For
+    /// custom sinks and local views (the `flowtel` command's terminal
+    /// waterfall is built this way).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let names = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = names.clone();
+    /// let flowtel = flowtel::Flowtel::builder()
+    ///     .with_span_callback(move |spans| {
+    ///         sink.lock().unwrap().extend(spans.into_iter().map(|s| s.name.to_string()))
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// flowtel.shutdown(std::time::Duration::from_secs(5)).unwrap();
+    /// ```
+    pub fn with_span_callback(mut self, f: impl Fn(Vec<SpanData>) + Send + Sync + 'static) -> Self {
+        self.config.target = Some(Target::Callback(Arc::new(f)));
         self
     }
 

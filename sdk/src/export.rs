@@ -23,6 +23,7 @@ use tokio::runtime::Handle;
 
 use crate::config::{Config, Protocol};
 use crate::error::BuildError;
+use crate::stats::Counters;
 
 /// Telemetry kept in memory, for tests: pass it to
 /// [`FlowtelBuilder::with_in_memory`](crate::FlowtelBuilder::with_in_memory),
@@ -222,6 +223,22 @@ pub(crate) fn flatten(rm: &ResourceMetrics) -> Vec<MetricPoint> {
     out
 }
 
+/// Hands span batches to a user function.
+pub(crate) struct CallbackSpanExporter(pub(crate) crate::config::SpanCallback);
+
+impl std::fmt::Debug for CallbackSpanExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallbackSpanExporter")
+    }
+}
+
+impl SpanExporter for CallbackSpanExporter {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        (self.0)(batch);
+        std::future::ready(Ok(()))
+    }
+}
+
 /// Prints spans and metrics to standard output, one line each.
 #[derive(Debug, Default)]
 pub(crate) struct ConsoleSpanExporter;
@@ -306,20 +323,53 @@ impl PushMetricExporter for ConsoleMetricExporter {
     }
 }
 
-/// Runs a metric exporter's futures inside flowtel's runtime, although the
-/// SDK's periodic reader polls them on its own plain thread.
-pub(crate) struct InRuntime<E> {
+/// Every metric exporter goes through this: it counts the exported data
+/// points, and runs the exporter's futures inside flowtel's runtime,
+/// although the SDK's periodic reader polls them on its own plain thread.
+pub(crate) struct MetricExport<E> {
     pub(crate) inner: E,
     pub(crate) handle: Handle,
+    pub(crate) stats: Arc<Counters>,
 }
 
-impl<E: PushMetricExporter> PushMetricExporter for InRuntime<E> {
+fn count_points(rm: &ResourceMetrics) -> u64 {
+    let mut n = 0;
+    for sm in rm.scope_metrics() {
+        for m in sm.metrics() {
+            n += match m.data() {
+                AggregatedMetrics::F64(d) => points_in(d),
+                AggregatedMetrics::U64(d) => points_in(d),
+                AggregatedMetrics::I64(d) => points_in(d),
+            };
+        }
+    }
+    n
+}
+
+fn points_in<T>(d: &MetricData<T>) -> u64 {
+    (match d {
+        MetricData::Gauge(g) => g.data_points().count(),
+        MetricData::Sum(s) => s.data_points().count(),
+        MetricData::Histogram(h) => h.data_points().count(),
+        MetricData::ExponentialHistogram(h) => h.data_points().count(),
+    }) as u64
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for MetricExport<E> {
     fn export(&self, metrics: &ResourceMetrics) -> impl Future<Output = OTelSdkResult> + Send {
         let handle = self.handle.clone();
+        let stats = self.stats.clone();
+        let points = count_points(metrics);
         let mut fut: Pin<Box<_>> = Box::pin(self.inner.export(metrics));
         std::future::poll_fn(move |cx| {
             let _enter = handle.enter();
-            fut.as_mut().poll(cx)
+            let r = fut.as_mut().poll(cx);
+            if let std::task::Poll::Ready(Ok(())) = &r {
+                stats
+                    .metric_points_exported
+                    .fetch_add(points, std::sync::atomic::Ordering::Relaxed);
+            }
+            r
         })
     }
     fn force_flush(&self) -> OTelSdkResult {

@@ -30,7 +30,9 @@ use tokio::sync::{mpsc as tmpsc, Notify};
 use crate::config::{Config, FlowtelBuilder, Target};
 use crate::error::{BuildError, FlushError, RecordError};
 use crate::event::FlowEvent;
-use crate::export::{self, ConsoleMetricExporter, ConsoleSpanExporter, InRuntime};
+use crate::export::{
+    self, CallbackSpanExporter, ConsoleMetricExporter, ConsoleSpanExporter, MetricExport,
+};
 use crate::metrics::FlowMetrics;
 use crate::spans::{Effects, SpanMapper};
 use crate::stats::{Counters, Stats};
@@ -147,6 +149,19 @@ impl Flowtel {
     /// full queue or a shut-down pipeline is reported in the result and
     /// counted in [`stats`](Flowtel::stats) and `flowtel.sdk.events.dropped`.
     pub fn record(&self, event: FlowEvent) -> Result<(), RecordError> {
+        self.enqueue(event, None)
+    }
+
+    /// Like [`record`](Flowtel::record), but when the queue is full wait up
+    /// to `timeout` for room instead of dropping the event: backpressure for
+    /// producers that can afford to wait (log replays, bridges). Never use it
+    /// on a flow runtime's hot path.
+    pub fn record_wait(&self, event: FlowEvent, timeout: Duration) -> Result<(), RecordError> {
+        self.enqueue(event, Some(Instant::now() + timeout))
+    }
+
+    /// Validate and queue; with a deadline, wait for room until then.
+    fn enqueue(&self, event: FlowEvent, deadline: Option<Instant>) -> Result<(), RecordError> {
         let c = &self.inner.stats;
         if self.inner.shut.load(Ordering::Acquire) {
             c.events_after_shutdown.fetch_add(1, Ordering::Relaxed);
@@ -156,18 +171,27 @@ impl Flowtel {
             c.events_invalid.fetch_add(1, Ordering::Relaxed);
             return Err(RecordError::Invalid(e));
         }
-        match self.inner.tx.try_send(Msg::Event(event)) {
-            Ok(()) => {
-                c.events_recorded.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(TrySendError::Full(_)) => {
-                c.add_queue_full();
-                Err(RecordError::QueueFull)
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                c.events_after_shutdown.fetch_add(1, Ordering::Relaxed);
-                Err(RecordError::ShutDown)
+        let mut msg = Msg::Event(event);
+        loop {
+            match self.inner.tx.try_send(msg) {
+                Ok(()) => {
+                    c.events_recorded.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(TrySendError::Full(m)) => match deadline {
+                    Some(d) if Instant::now() < d => {
+                        msg = m;
+                        thread::sleep(Duration::from_micros(50));
+                    }
+                    _ => {
+                        c.add_queue_full();
+                        return Err(RecordError::QueueFull);
+                    }
+                },
+                Err(TrySendError::Disconnected(_)) => {
+                    c.events_after_shutdown.fetch_add(1, Ordering::Relaxed);
+                    return Err(RecordError::ShutDown);
+                }
             }
         }
     }
@@ -284,21 +308,22 @@ impl Flowtel {
 
         let interval = config.metric_interval;
         let meter_provider = SdkMeterProvider::builder().with_resource(resource.clone());
+        let handle = runtime.handle().clone();
         let meter_provider = match &target {
             Target::Otlp => {
-                let inner = export::otlp_metric_exporter(&config)?;
-                let e = InRuntime {
-                    inner,
-                    handle: runtime.handle().clone(),
-                };
-                meter_provider.with_reader(periodic(e, interval))
+                let e = export::otlp_metric_exporter(&config)?;
+                meter_provider.with_reader(periodic(counted(e, &handle, &stats), interval))
             }
-            Target::Console => {
-                meter_provider.with_reader(periodic(ConsoleMetricExporter, interval))
-            }
-            Target::InMemory(m) => {
-                meter_provider.with_reader(periodic(m.metrics.clone(), interval))
-            }
+            Target::Console => meter_provider.with_reader(periodic(
+                counted(ConsoleMetricExporter, &handle, &stats),
+                interval,
+            )),
+            Target::InMemory(m) => meter_provider.with_reader(periodic(
+                counted(m.metrics.clone(), &handle, &stats),
+                interval,
+            )),
+            // Spans only: the metrics are recorded and go nowhere.
+            Target::Callback(_) => meter_provider,
         }
         .build();
         let meter = meter_provider.meter_with_scope(
@@ -333,6 +358,9 @@ impl Flowtel {
             Target::InMemory(m) => {
                 runtime.spawn(loop_cfg.run(m.spans.clone(), cmd_rx, false));
             }
+            Target::Callback(f) => {
+                runtime.spawn(loop_cfg.run(CallbackSpanExporter(f.clone()), cmd_rx, false));
+            }
         }
         drop(_enter);
 
@@ -359,6 +387,19 @@ impl Flowtel {
                 shut: AtomicBool::new(false),
             }),
         })
+    }
+}
+
+/// Every metric exporter is wrapped: see [`MetricExport`].
+fn counted<E: PushMetricExporter>(
+    inner: E,
+    handle: &tokio::runtime::Handle,
+    stats: &Arc<Counters>,
+) -> MetricExport<E> {
+    MetricExport {
+        inner,
+        handle: handle.clone(),
+        stats: stats.clone(),
     }
 }
 

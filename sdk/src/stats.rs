@@ -37,6 +37,8 @@ pub struct Stats {
     pub spans_dropped: u64,
     /// Failed export requests (their spans stay buffered and are retried).
     pub export_failures: u64,
+    /// Metric data points the exporter acknowledged (over all exports).
+    pub metric_points_exported: u64,
     /// Root span events beyond the per-run limit.
     pub root_events_dropped: u64,
     /// Metric attribute values replaced by `_overflow`.
@@ -62,6 +64,7 @@ pub(crate) struct Counters {
     pub(crate) spans_exported: AtomicU64,
     pub(crate) spans_dropped: AtomicU64,
     pub(crate) export_failures: AtomicU64,
+    pub(crate) metric_points_exported: AtomicU64,
     pub(crate) root_events_dropped: AtomicU64,
     pub(crate) cardinality_overflows: AtomicU64,
     warned_queue_full: AtomicBool,
@@ -91,6 +94,7 @@ impl Counters {
             spans_exported: self.spans_exported.load(Relaxed),
             spans_dropped: self.spans_dropped.load(Relaxed),
             export_failures: self.export_failures.load(Relaxed),
+            metric_points_exported: self.metric_points_exported.load(Relaxed),
             root_events_dropped: self.root_events_dropped.load(Relaxed),
             cardinality_overflows: self.cardinality_overflows.load(Relaxed),
         }

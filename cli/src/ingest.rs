@@ -1,0 +1,330 @@
+//! `flowtel ingest`: JSON lines in, OTLP (or the terminal view) out, with
+//! progress, per-kind problem counts and a summary.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use flowtel::{EventError, FlowEvent, Flowtel, RecordError, Stats};
+
+use crate::args::Ingest;
+use crate::lines::{self, Line, Origin};
+use crate::view::{NodeTable, Runs, Style};
+
+/// Problems shown in full (with file:line); the rest are only counted.
+const SHOWN_PROBLEMS: usize = 5;
+
+/// What one input line turned out to be.
+pub(crate) enum Parsed {
+    Event(Box<FlowEvent>),
+    /// Not for us: blank, not JSON, or JSON that is not a FlowEvent.
+    Skip(&'static str),
+    /// Meant to be a FlowEvent but broken: the field and the full error.
+    Bad(String, String),
+}
+
+pub(crate) fn classify(text: &str) -> Parsed {
+    let t = text.trim();
+    if t.is_empty() {
+        return Parsed::Skip("blank");
+    }
+    if !t.starts_with('{') {
+        return Parsed::Skip("not JSON");
+    }
+    match FlowEvent::from_json(t) {
+        Ok(ev) => Parsed::Event(Box::new(ev)),
+        Err(e) if is_not_flow_event(&e) => Parsed::Skip("JSON, not a FlowEvent"),
+        Err(e) if e.field() == "line" => Parsed::Bad("malformed JSON".into(), e.to_string()),
+        Err(e) => Parsed::Bad(format!("invalid `{}`", e.field()), e.to_string()),
+    }
+}
+
+fn is_not_flow_event(e: &EventError) -> bool {
+    e.field() == "event" && e.problem().starts_with("missing")
+}
+
+/// Counts of everything that happened to the input.
+#[derive(Default)]
+pub(crate) struct Tally {
+    pub(crate) lines: u64,
+    pub(crate) events: u64,
+    pub(crate) skipped: BTreeMap<&'static str, u64>,
+    pub(crate) problems: BTreeMap<String, u64>,
+    pub(crate) not_recorded: u64,
+}
+
+impl Tally {
+    pub(crate) fn skip(&mut self, kind: &'static str) {
+        *self.skipped.entry(kind).or_default() += 1;
+    }
+
+    /// Count a problem; show the first few with their origin.
+    pub(crate) fn problem(&mut self, origin: &Origin<'_>, kind: String, detail: &str) {
+        let shown: u64 = self.problems.values().sum();
+        if (shown as usize) < SHOWN_PROBLEMS {
+            eprintln!("flowtel: {}:{}: {detail}", origin.name, origin.line);
+        } else if shown as usize == SHOWN_PROBLEMS {
+            eprintln!("flowtel: further problems are only counted (see the summary)");
+        }
+        *self.problems.entry(kind).or_default() += 1;
+    }
+
+    pub(crate) fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    pub(crate) fn problems_total(&self) -> u64 {
+        self.problems.values().sum()
+    }
+
+    /// Count one line.
+    pub(crate) fn line(&mut self, origin: &Origin<'_>, line: Line<'_>) -> Option<FlowEvent> {
+        self.lines += 1;
+        match line {
+            Line::TooLong(n) => {
+                self.problem(
+                    origin,
+                    "line too long".into(),
+                    &format!("line of {n} bytes is over --max-line-bytes; skipped"),
+                );
+                None
+            }
+            Line::BadUtf8 => {
+                self.problem(
+                    origin,
+                    "invalid UTF-8".into(),
+                    "line is not valid UTF-8; skipped",
+                );
+                None
+            }
+            Line::Text(t) => match classify(t) {
+                Parsed::Event(ev) => Some(*ev),
+                Parsed::Skip(kind) => {
+                    self.skip(kind);
+                    None
+                }
+                Parsed::Bad(kind, detail) => {
+                    self.problem(origin, kind, &detail);
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// The progress line, on a terminal only.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Self {
+        let now = Instant::now();
+        Progress {
+            enabled,
+            started: now,
+            last: now,
+            drawn: false,
+        }
+    }
+
+    fn tick(&mut self, t: &Tally, s: impl FnOnce() -> Stats) {
+        if !self.enabled || t.lines % 512 != 0 || self.last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last = Instant::now();
+        let s = s();
+        let rate = t.events as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let _ = write!(
+            std::io::stderr(),
+            "\r\x1b[K{} events · {:.0}/s · {} spans · {} metric points · {} skipped · {} errors · {} dropped",
+            t.events,
+            rate,
+            s.spans_exported,
+            s.metric_points_exported,
+            t.skipped_total(),
+            t.problems_total(),
+            s.events_dropped() + s.spans_dropped
+        );
+        self.drawn = true;
+    }
+
+    fn clear(&mut self) {
+        if self.drawn {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        }
+    }
+}
+
+fn endpoint_from_env() -> Option<String> {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+}
+
+fn joined(counts: &BTreeMap<impl AsRef<str>, u64>) -> String {
+    counts
+        .iter()
+        .map(|(k, v)| format!("{} {v}", k.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
+    let sources = match lines::open_all(&a.files) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("flowtel: {e}");
+            return 2;
+        }
+    };
+    let endpoint = a.endpoint.clone().or_else(endpoint_from_env);
+    let mut b = Flowtel::builder();
+    if let Some(e) = &a.endpoint {
+        b = b.with_endpoint(e.clone());
+    }
+    if let Some(p) = a.protocol {
+        b = b.with_protocol(p);
+    }
+    for (k, v) in &a.headers {
+        b = b.with_header(k.clone(), v.clone());
+    }
+    if let Some(s) = &a.service_name {
+        b = b.with_service_name(s.clone());
+    }
+    if let Some(f) = &a.flow_name {
+        b = b.with_flow_name(f.clone());
+    }
+    let runs = Runs::default();
+    if endpoint.is_none() {
+        b = b.with_span_callback(runs.sink());
+    }
+    let flowtel = match b.build() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("flowtel: {e}");
+            return 2;
+        }
+    };
+
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let mut table = NodeTable::default();
+    let mut progress = Progress::new(!a.quiet && std::io::stderr().is_terminal());
+    let read_errors = lines::for_each_line(sources, a.follow, a.max_line_bytes, stop, |o, l| {
+        if let Some(ev) = tally.line(&o, l) {
+            if endpoint.is_none() {
+                table.add(&ev);
+            }
+            // A bridge can wait: backpressure instead of dropping.
+            match flowtel.record_wait(ev, Duration::from_secs(60)) {
+                Ok(()) => tally.events += 1,
+                Err(RecordError::Invalid(e)) => {
+                    tally.problem(&o, format!("invalid `{}`", e.field()), &e.to_string())
+                }
+                Err(_) => tally.not_recorded += 1,
+            }
+        }
+        progress.tick(&tally, || flowtel.stats());
+    });
+    progress.clear();
+    for e in &read_errors {
+        eprintln!("flowtel: {e}");
+    }
+    let shutdown = flowtel.shutdown(a.timeout);
+    let elapsed = started.elapsed();
+    let s = flowtel.stats();
+
+    if endpoint.is_none() {
+        let style = Style { color };
+        let (text, left_out) = runs.render(a.runs, style);
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        if left_out > 0 {
+            let _ = writeln!(
+                out,
+                "… {left_out} more of {} runs not shown (--runs N shows more; `flowtel inspect TRACE_ID FILE` walks one)\n",
+                runs.len()
+            );
+        }
+        let _ = out.write_all(table.render(style).as_bytes());
+        let _ = out.flush();
+    }
+
+    // The summary, always, on standard error.
+    let rate = tally.events as f64 / elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "flowtel: {} lines in {:.2} s: {} events ({rate:.0}/s), {} skipped, {} problems",
+        tally.lines,
+        elapsed.as_secs_f64(),
+        tally.events,
+        tally.skipped_total(),
+        tally.problems_total()
+    );
+    if !tally.skipped.is_empty() {
+        eprintln!("  skipped:   {}", joined(&tally.skipped));
+    }
+    if !tally.problems.is_empty() {
+        eprintln!("  problems:  {}", joined(&tally.problems));
+    }
+    let dropped = s.events_dropped() + s.spans_dropped + tally.not_recorded;
+    eprintln!(
+        "  exported:  {} spans, {} metric points; dropped: {dropped}; export failures: {}",
+        s.spans_exported, s.metric_points_exported, s.export_failures
+    );
+    let target = match &endpoint {
+        Some(e) => format!("OTLP {e}"),
+        None => "the terminal (set --endpoint or OTEL_EXPORTER_OTLP_ENDPOINT to export)".into(),
+    };
+    let delivered = shutdown.is_ok() && dropped == 0 && read_errors.is_empty();
+    match &shutdown {
+        Ok(()) if delivered => eprintln!("  delivered: everything, to {target}"),
+        Ok(()) => eprintln!("  delivered: NOT everything, to {target} (see above)"),
+        Err(e) => eprintln!("  delivered: NOT everything, to {target}: {e}"),
+    }
+    if delivered {
+        0
+    } else {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_sorted_into_events_skips_and_problems() {
+        assert!(matches!(classify(""), Parsed::Skip("blank")));
+        assert!(matches!(
+            classify("INFO app: hello"),
+            Parsed::Skip("not JSON")
+        ));
+        assert!(matches!(
+            classify(r#"{"level":"INFO","message":"x","extra":{"user":1}}"#),
+            Parsed::Skip("JSON, not a FlowEvent")
+        ));
+        assert!(matches!(
+            classify(r#"{"event":"node_start","ts":1}"#),
+            Parsed::Event(_)
+        ));
+        match classify(r#"{"event":"node_start","ts":1,"latency_ms":-1}"#) {
+            Parsed::Bad(kind, detail) => {
+                assert_eq!(kind, "invalid `latency_ms`");
+                assert!(detail.contains("latency_ms"));
+            }
+            _ => panic!("expected a problem"),
+        }
+        assert!(
+            matches!(classify(r#"{"event":"node_st"#), Parsed::Bad(k, _) if k == "malformed JSON")
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! Reading input lines: files or stdin, each line capped in size, and
+//! `--follow` that survives rotation (the path now names a new file) and
+//! truncation (the file shrank).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+/// One line of input.
+pub(crate) enum Line<'a> {
+    /// A complete line, without its newline.
+    Text(&'a str),
+    /// Longer than the limit (the whole line was skipped); its length.
+    TooLong(usize),
+    /// Not UTF-8.
+    BadUtf8,
+}
+
+/// Where a line came from, for messages (`app.log:42`).
+pub(crate) struct Origin<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) line: u64,
+}
+
+struct Source {
+    name: String,
+    path: Option<String>,
+    reader: Box<dyn BufRead>,
+    line_no: u64,
+    pos: u64,
+    inode: Option<u64>,
+    partial: Vec<u8>,
+    partial_len: usize,
+    eof: bool,
+}
+
+fn inode(file: &File) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        file.metadata().ok().map(|m| m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        None
+    }
+}
+
+fn path_inode(path: &str) -> Option<u64> {
+    File::open(path).ok().and_then(|f| inode(&f))
+}
+
+fn open(name: &str) -> io::Result<Source> {
+    if name == "-" {
+        return Ok(Source {
+            name: "<stdin>".into(),
+            path: None,
+            reader: Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
+            line_no: 0,
+            pos: 0,
+            inode: None,
+            partial: Vec::new(),
+            partial_len: 0,
+            eof: false,
+        });
+    }
+    let file = File::open(name)?;
+    Ok(Source {
+        name: name.into(),
+        path: Some(name.into()),
+        inode: inode(&file),
+        reader: Box::new(BufReader::with_capacity(1 << 16, file)),
+        line_no: 0,
+        pos: 0,
+        partial: Vec::new(),
+        partial_len: 0,
+        eof: false,
+    })
+}
+
+/// Open every input up front so that a missing file is reported before any
+/// work starts.
+pub(crate) fn open_all(names: &[String]) -> Result<Vec<SourceHandle>, String> {
+    names
+        .iter()
+        .map(|n| {
+            open(n)
+                .map(SourceHandle)
+                .map_err(|e| format!("cannot read {n}: {e}"))
+        })
+        .collect()
+}
+
+/// An opened input.
+pub(crate) struct SourceHandle(Source);
+
+/// What reading one source did.
+enum Step {
+    Line,
+    Eof,
+}
+
+/// Append to the line being assembled, keeping at most `max` bytes (the
+/// length still counts everything, to report an over-long line).
+fn take(partial: &mut Vec<u8>, len: &mut usize, bytes: &[u8], max: usize) {
+    *len += bytes.len();
+    if partial.len() < max {
+        let room = max - partial.len();
+        partial.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+}
+
+impl Source {
+    /// Read up to the next newline into `partial` (keeping at most `max`
+    /// bytes); `Eof` when no complete line is available yet.
+    fn read_line(&mut self, max: usize) -> io::Result<Step> {
+        loop {
+            let (done, used) = {
+                let buf = match self.reader.fill_buf() {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                if buf.is_empty() {
+                    return Ok(Step::Eof);
+                }
+                match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => {
+                        take(&mut self.partial, &mut self.partial_len, &buf[..i], max);
+                        (true, i + 1)
+                    }
+                    None => {
+                        let n = buf.len();
+                        take(&mut self.partial, &mut self.partial_len, &buf[..n], max);
+                        (false, n)
+                    }
+                }
+            };
+            self.reader.consume(used);
+            self.pos += used as u64;
+            if done {
+                self.line_no += 1;
+                return Ok(Step::Line);
+            }
+        }
+    }
+
+    fn emit(&mut self, max: usize, f: &mut impl FnMut(Origin<'_>, Line<'_>)) {
+        let mut bytes = &self.partial[..];
+        if bytes.last() == Some(&b'\r') && self.partial_len <= max {
+            bytes = &bytes[..bytes.len() - 1];
+        }
+        let origin = Origin {
+            name: &self.name,
+            line: self.line_no,
+        };
+        if self.partial_len > max {
+            f(origin, Line::TooLong(self.partial_len));
+        } else {
+            match std::str::from_utf8(bytes) {
+                Ok(s) => f(origin, Line::Text(s)),
+                Err(_) => f(origin, Line::BadUtf8),
+            }
+        }
+        self.partial.clear();
+        self.partial_len = 0;
+    }
+
+    /// In follow mode at EOF: reopen a rotated file, rewind a truncated one.
+    fn check_rotation(&mut self) {
+        let Some(path) = self.path.clone() else {
+            return;
+        };
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return; // mid-rotation: the new file is not there yet
+        };
+        let rotated = self.inode.is_some() && path_inode(&path) != self.inode;
+        let truncated = meta.len() < self.pos;
+        if rotated || truncated {
+            if let Ok(file) = File::open(&path) {
+                self.inode = inode(&file);
+                self.reader = Box::new(BufReader::with_capacity(1 << 16, file));
+                self.pos = 0;
+                self.line_no = 0;
+                self.partial.clear();
+                self.partial_len = 0;
+            }
+        }
+    }
+}
+
+/// Call `f` for every line of every source, in order. With `follow`, keep
+/// polling files for new lines until `stop` is set. Returns the read errors
+/// met (a source that fails is reported and skipped).
+pub(crate) fn for_each_line(
+    sources: Vec<SourceHandle>,
+    follow: bool,
+    max: usize,
+    stop: &AtomicBool,
+    mut f: impl FnMut(Origin<'_>, Line<'_>),
+) -> Vec<String> {
+    let mut sources: Vec<Source> = sources.into_iter().map(|s| s.0).collect();
+    let mut errors = Vec::new();
+    loop {
+        let mut progressed = false;
+        for s in sources.iter_mut().filter(|s| !s.eof) {
+            let mut n = 0u32;
+            loop {
+                if n % 1024 == 0 && stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                n = n.wrapping_add(1);
+                match s.read_line(max) {
+                    Ok(Step::Line) => {
+                        progressed = true;
+                        s.emit(max, &mut f);
+                    }
+                    Ok(Step::Eof) => {
+                        if !follow || s.path.is_none() {
+                            // A last line without a newline still counts.
+                            if s.partial_len > 0 {
+                                s.line_no += 1;
+                                s.emit(max, &mut f);
+                            }
+                            s.eof = true;
+                        } else {
+                            s.check_rotation();
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        errors.push(format!("{}: read error: {e}", s.name));
+                        s.eof = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if stop.load(Ordering::Relaxed) || sources.iter().all(|s| s.eof) {
+            return errors;
+        }
+        if !progressed {
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Read everything from a reader into lines (tests).
+#[cfg(test)]
+fn collect(input: &[u8], max: usize) -> Vec<String> {
+    let src = Source {
+        name: "t".into(),
+        path: None,
+        reader: Box::new(BufReader::with_capacity(7, io::Cursor::new(input.to_vec()))),
+        line_no: 0,
+        pos: 0,
+        inode: None,
+        partial: Vec::new(),
+        partial_len: 0,
+        eof: false,
+    };
+    let mut out = Vec::new();
+    for_each_line(
+        vec![SourceHandle(src)],
+        false,
+        max,
+        &AtomicBool::new(false),
+        |o, l| {
+            out.push(match l {
+                Line::Text(t) => format!("{}:{}", o.line, t),
+                Line::TooLong(n) => format!("{}:too long {n}", o.line),
+                Line::BadUtf8 => format!("{}:bad utf8", o.line),
+            })
+        },
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_caps_utf8_and_missing_final_newline() {
+        let mut input = b"one\r\ntwo\n".to_vec();
+        input.extend_from_slice(&[b'x'; 40]);
+        input.extend_from_slice(b"\n\xff\xfe\nthree");
+        assert_eq!(
+            collect(&input, 20),
+            ["1:one", "2:two", "3:too long 40", "4:bad utf8", "5:three"]
+        );
+        assert!(collect(b"", 20).is_empty());
+    }
+}

@@ -1,0 +1,63 @@
+//! The `flowtel` command: PenguiFlow structured logs and FlowEvent streams
+//! to OpenTelemetry traces and metrics, with no code change in the service;
+//! or, with no collector configured, the runs shown in the terminal.
+//!
+//! ```text
+//! flowtel ingest app.log                                  # waterfall + node table
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 flowtel ingest app.log
+//! flowtel ingest --follow /var/log/app.log                # tail; flush on SIGINT/SIGTERM
+//! flowtel inspect 3e512c5b0a184257a25c215d19544e6a app.log
+//! ```
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+mod args;
+mod ingest;
+mod inspect;
+mod lines;
+mod view;
+
+fn use_color(c: args::Color) -> bool {
+    match c {
+        args::Color::Always => true,
+        args::Color::Never => false,
+        args::Color::Auto => {
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match args::parse(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flowtel: {e}\n\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    // SIGINT/SIGTERM: stop reading, flush, print the summary, exit.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+        eprintln!("flowtel: warning: cannot handle signals: {e}");
+    }
+    let code = match cmd {
+        args::Command::Help => {
+            print!("{}", args::USAGE);
+            0
+        }
+        args::Command::Ingest(a) => {
+            let color = use_color(a.color);
+            ingest::run(a, &stop, color)
+        }
+        args::Command::Inspect(a) => {
+            let color = use_color(a.color);
+            inspect::run(a, &stop, color)
+        }
+    };
+    ExitCode::from(code as u8)
+}
