@@ -62,7 +62,7 @@ pub fn check_attempt(r: &Received, a: &ExpectedAttempt) -> Result<(), String> {
     if is_error != a.error_type.is_some() {
         return Err(format!("{what}: status {}", s.status_code));
     }
-    if s.attr("error.type") != a.error_type {
+    if s.attr("error.type") != a.error_type.as_deref() {
         return Err(format!(
             "{what}: error.type {:?}, expected {:?}",
             s.attr("error.type"),
@@ -227,12 +227,12 @@ mod tests {
         };
         let a = ExpectedAttempt {
             trace_id: "t".into(),
-            node: "triage",
+            node: "triage".into(),
             attempt: 0,
             outcome: "error",
             start_us: 1_000_000,
             end_us: 1_007_500,
-            error_type: Some("ValueError"),
+            error_type: Some("ValueError".into()),
         };
         (r, a)
     }

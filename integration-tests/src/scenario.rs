@@ -11,7 +11,7 @@ pub struct ExpectedAttempt {
     /// Trace (32 hex).
     pub trace_id: String,
     /// Node name (the span's name).
-    pub node: &'static str,
+    pub node: String,
     /// Attempt number.
     pub attempt: u32,
     /// `success`, `error`, `timeout`, `cancelled`.
@@ -21,7 +21,7 @@ pub struct ExpectedAttempt {
     /// End, unix µs.
     pub end_us: i128,
     /// `error.type`, for errors and timeouts.
-    pub error_type: Option<&'static str>,
+    pub error_type: Option<String>,
 }
 
 /// The events and what must arrive.
@@ -120,12 +120,12 @@ impl Builder {
         if let Some(t) = trace {
             self.s.attempts.push(ExpectedAttempt {
                 trace_id: t.to_string(),
-                node,
+                node: node.to_string(),
                 attempt,
                 outcome,
                 start_us: us(end_ts) - (ms * 1000.0).round() as i128,
                 end_us: us(end_ts),
-                error_type,
+                error_type: error_type.map(String::from),
             });
         } else {
             self.s.untraced_attempts += 1;
@@ -223,7 +223,7 @@ pub fn realistic(base: f64) -> Scenario {
     b.control("trace_cancel_finish", "Rookery", cancelled, None);
     b.s.attempts.push(ExpectedAttempt {
         trace_id: cancelled.into(),
-        node: "fetch",
+        node: "fetch".into(),
         attempt: 0,
         outcome: "cancelled",
         start_us: us(start_ts),
