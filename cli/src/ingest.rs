@@ -203,6 +203,8 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
     if let Some(f) = &a.flow_name {
         b = b.with_flow_name(f.clone());
     }
+    // A bridge slows down rather than lose anything.
+    b = b.with_backpressure(true);
     let runs = Runs::default();
     if endpoint.is_none() {
         b = b.with_span_callback(runs.sink());

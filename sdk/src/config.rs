@@ -79,6 +79,7 @@ pub(crate) struct Config {
     pub(crate) tenant_metrics: bool,
     pub(crate) metric_extra_keys: Vec<String>,
     pub(crate) max_attribute_len: usize,
+    pub(crate) backpressure: bool,
 }
 
 impl Default for Config {
@@ -94,7 +95,7 @@ impl Default for Config {
             metric_interval: None,
             queue_capacity: 32_768,
             max_buffered_spans: 65_536,
-            max_export_batch: 512,
+            max_export_batch: 2048,
             span_schedule_delay: Duration::from_millis(500),
             run_idle_timeout: Duration::from_secs(30),
             max_open_runs: 10_000,
@@ -103,6 +104,7 @@ impl Default for Config {
             tenant_metrics: false,
             metric_extra_keys: Vec::new(),
             max_attribute_len: 256,
+            backpressure: false,
         }
     }
 }
@@ -268,6 +270,18 @@ impl FlowtelBuilder {
     /// this, new spans are dropped and counted.
     pub fn with_max_buffered_spans(mut self, spans: usize) -> Self {
         self.config.max_buffered_spans = spans.max(1);
+        self
+    }
+
+    /// When the span buffer is full, make the mapping thread wait for the
+    /// exporter instead of dropping spans; the event queue then fills up and
+    /// [`Flowtel::record_wait`](crate::Flowtel::record_wait) waits too. For
+    /// bridges and log replays that must lose nothing and can slow down; a
+    /// flow runtime should keep the default (drop and count), so that a slow
+    /// collector never slows the flow. An exporter that makes no progress
+    /// for 60 s is given up on (spans dropped and counted).
+    pub fn with_backpressure(mut self, enabled: bool) -> Self {
+        self.config.backpressure = enabled;
         self
     }
 

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -58,7 +58,14 @@ struct SpanBuffer {
     capacity: usize,
     batch: usize,
     ready: Notify,
+    /// With backpressure, the mapping thread waits here for room.
+    room: Condvar,
+    backpressure: bool,
 }
+
+/// With backpressure, how long the mapping thread waits for an exporter
+/// that makes no progress at all before it drops (and counts) after all.
+const STUCK_EXPORTER: Duration = Duration::from_secs(60);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding this lock cannot leave the queue inconsistent
@@ -72,6 +79,23 @@ impl SpanBuffer {
             return;
         }
         let mut q = lock(&self.queue);
+        if self.backpressure {
+            let mut last_len = q.len();
+            let mut last_progress = Instant::now();
+            while q.len() + spans.len() > self.capacity && last_progress.elapsed() < STUCK_EXPORTER
+            {
+                self.ready.notify_one();
+                q = self
+                    .room
+                    .wait_timeout(q, Duration::from_millis(100))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+                if q.len() < last_len {
+                    last_progress = Instant::now();
+                }
+                last_len = q.len();
+            }
+        }
         let room = self.capacity.saturating_sub(q.len());
         if spans.len() > room {
             stats.add_spans_dropped((spans.len() - room) as u64);
@@ -86,7 +110,9 @@ impl SpanBuffer {
     fn take_batch(&self) -> Vec<SpanData> {
         let mut q = lock(&self.queue);
         let n = q.len().min(self.batch);
-        q.drain(..n).collect()
+        let batch = q.drain(..n).collect();
+        self.room.notify_one();
+        batch
     }
 
     /// Put a batch whose export failed back at the front, oldest first.
@@ -337,8 +363,9 @@ impl Flowtel {
             capacity: config.max_buffered_spans,
             batch: config.max_export_batch,
             ready: Notify::new(),
+            room: Condvar::new(),
+            backpressure: config.backpressure,
         });
-        let (cmd_tx, cmd_rx) = tmpsc::unbounded_channel();
         let loop_cfg = ExportLoop {
             buffer: buffer.clone(),
             stats: stats.clone(),
@@ -346,21 +373,34 @@ impl Flowtel {
             request_timeout: config.export_timeout.unwrap_or(Duration::from_secs(10))
                 + Duration::from_secs(1),
         };
+        let mut cmd_txs = Vec::new();
         match &target {
             Target::Otlp => {
-                let mut e = export::otlp_span_exporter(&config)?;
-                e.set_resource(&resource);
-                runtime.spawn(loop_cfg.run(e, cmd_rx, true));
+                // Several requests in flight, one exporter each (an
+                // exporter's export() must not run concurrently with itself).
+                for _ in 0..OTLP_EXPORTS_IN_FLIGHT {
+                    let mut e = export::otlp_span_exporter(&config)?;
+                    e.set_resource(&resource);
+                    spawn_loop(&runtime, &loop_cfg, e, true, &mut cmd_txs);
+                }
             }
-            Target::Console => {
-                runtime.spawn(loop_cfg.run(ConsoleSpanExporter, cmd_rx, false));
-            }
+            Target::Console => spawn_loop(
+                &runtime,
+                &loop_cfg,
+                ConsoleSpanExporter,
+                false,
+                &mut cmd_txs,
+            ),
             Target::InMemory(m) => {
-                runtime.spawn(loop_cfg.run(m.spans.clone(), cmd_rx, false));
+                spawn_loop(&runtime, &loop_cfg, m.spans.clone(), false, &mut cmd_txs)
             }
-            Target::Callback(f) => {
-                runtime.spawn(loop_cfg.run(CallbackSpanExporter(f.clone()), cmd_rx, false));
-            }
+            Target::Callback(f) => spawn_loop(
+                &runtime,
+                &loop_cfg,
+                CallbackSpanExporter(f.clone()),
+                false,
+                &mut cmd_txs,
+            ),
         }
         drop(_enter);
 
@@ -370,7 +410,7 @@ impl Flowtel {
             metrics: FlowMetrics::new(&meter, &config, stats.clone()),
             meter_provider,
             buffer,
-            cmd_tx,
+            cmd_txs,
             stats: stats.clone(),
             tick: (config.run_idle_timeout / 4)
                 .clamp(Duration::from_millis(10), Duration::from_secs(1)),
@@ -442,6 +482,27 @@ fn on_helper(f: impl FnOnce() -> Result<(), FlushError> + Send + 'static, reply:
     }
 }
 
+/// Start one export loop on the runtime; its command sender joins `txs`.
+fn spawn_loop<E: SpanExporter + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    cfg: &ExportLoop,
+    exporter: E,
+    retry: bool,
+    txs: &mut Vec<tmpsc::UnboundedSender<ExportCmd>>,
+) {
+    let (tx, rx) = tmpsc::unbounded_channel();
+    txs.push(tx);
+    runtime.spawn(cfg.clone().run(exporter, rx, retry));
+}
+
+/// Every export loop's answer; the first failure wins.
+fn all_of(replies: Vec<Receiver<Result<(), FlushError>>>) -> Result<(), FlushError> {
+    replies
+        .iter()
+        .map(|rx| rx.recv().unwrap_or(Err(FlushError::ShutDown)))
+        .fold(Ok(()), Result::and)
+}
+
 fn metric_result(r: opentelemetry_sdk::error::OTelSdkResult) -> Result<(), FlushError> {
     r.map_err(|e| FlushError::Export(format!("metrics: {e}")))
 }
@@ -456,7 +517,8 @@ struct Worker {
     metrics: FlowMetrics,
     meter_provider: SdkMeterProvider,
     buffer: Arc<SpanBuffer>,
-    cmd_tx: tmpsc::UnboundedSender<ExportCmd>,
+    /// One per export loop.
+    cmd_txs: Vec<tmpsc::UnboundedSender<ExportCmd>>,
     stats: Arc<Counters>,
     tick: Duration,
 }
@@ -518,7 +580,8 @@ impl Worker {
                 Some(Msg::Flush { spans, metrics }) => {
                     self.apply(&mut fx, &mut pending);
                     self.buffer.push(&mut pending, &self.stats);
-                    let _ = self.cmd_tx.send(ExportCmd::Flush(spans));
+                    let replies = self.broadcast(ExportCmd::Flush);
+                    on_helper(move || all_of(replies), spans);
                     let mp = self.meter_provider.clone();
                     on_helper(move || metric_result(mp.force_flush()), metrics);
                 }
@@ -557,10 +620,12 @@ impl Worker {
         let (mtx, mrx) = mpsc::channel();
         let mp = self.meter_provider.clone();
         on_helper(move || metric_result(mp.shutdown()), mtx);
-        let (stx, srx) = mpsc::channel();
-        let _ = self.cmd_tx.send(ExportCmd::Shutdown(deadline, stx));
+        let replies = self.broadcast(|r| ExportCmd::Shutdown(deadline, r));
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let spans = wait(&srx, deadline, timeout);
+        let spans = replies
+            .iter()
+            .map(|rx| wait(rx, deadline, timeout))
+            .fold(Ok(()), Result::and);
         let metrics = wait(&mrx, deadline, timeout);
         let result = spans.and(metrics);
         if let Some(reply) = reply {
@@ -569,6 +634,18 @@ impl Worker {
         // Never blocks: a metric export still stuck on a dead collector
         // fails on its own time instead of holding this thread.
         runtime.shutdown_background();
+    }
+
+    /// Send a command to every export loop; one reply receiver each.
+    fn broadcast(&self, cmd: impl Fn(Reply) -> ExportCmd) -> Vec<Receiver<Result<(), FlushError>>> {
+        self.cmd_txs
+            .iter()
+            .map(|tx| {
+                let (rtx, rrx) = mpsc::channel();
+                let _ = tx.send(cmd(rtx));
+                rrx
+            })
+            .collect()
     }
 
     /// Feed what the mapping produced to the metrics and the span queue.
@@ -585,6 +662,10 @@ impl Worker {
     }
 }
 
+/// OTLP export requests in flight at once.
+const OTLP_EXPORTS_IN_FLIGHT: usize = 4;
+
+#[derive(Clone)]
 struct ExportLoop {
     buffer: Arc<SpanBuffer>,
     stats: Arc<Counters>,
@@ -641,10 +722,14 @@ impl ExportLoop {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         r = self.drain(&exporter, retry, Some(deadline)).await;
                     }
-                    let left = lock(&self.buffer.queue).len();
+                    let left = {
+                        let mut q = lock(&self.buffer.queue);
+                        let n = q.len();
+                        q.clear();
+                        n
+                    };
                     if left > 0 {
                         self.stats.add_spans_lost_at_shutdown(left as u64);
-                        lock(&self.buffer.queue).clear();
                     }
                     let _ = exporter
                         .shutdown_with_timeout(deadline.saturating_duration_since(Instant::now()));
