@@ -65,6 +65,11 @@ impl Collector {
     /// Start rotel-agent with gRPC and HTTP receivers on free ports and a
     /// detailed debug log of traces and metrics; wait until both accept.
     pub fn start() -> Collector {
+        Self::start_on(free_port(), free_port())
+    }
+
+    /// Start on given ports (to restart a collector where a killed one was).
+    pub fn start_on(grpc_port: u16, http_port: u16) -> Collector {
         let agent = rotel_agent();
         let dir = std::env::temp_dir().join(format!(
             "flowtel-rotel-{}-{}",
@@ -75,7 +80,6 @@ impl Collector {
         let log = dir.join("debug.log");
         let out = File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let (grpc_port, http_port) = (free_port(), free_port());
         let child = Command::new(&agent)
             .arg("start")
             .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc_port}")])

@@ -617,15 +617,17 @@ impl Worker {
         self.apply(&mut fx, &mut pending);
         self.buffer.push(&mut pending, &self.stats);
 
-        let (mtx, mrx) = mpsc::channel();
-        let mp = self.meter_provider.clone();
-        on_helper(move || metric_result(mp.shutdown()), mtx);
+        // Spans first, then the final metric export, so that the last
+        // self-metrics count every span exported or dropped.
         let replies = self.broadcast(|r| ExportCmd::Shutdown(deadline, r));
         let timeout = deadline.saturating_duration_since(Instant::now());
         let spans = replies
             .iter()
             .map(|rx| wait(rx, deadline, timeout))
             .fold(Ok(()), Result::and);
+        let (mtx, mrx) = mpsc::channel();
+        let mp = self.meter_provider.clone();
+        on_helper(move || metric_result(mp.shutdown()), mtx);
         let metrics = wait(&mrx, deadline, timeout);
         let result = spans.and(metrics);
         if let Some(reply) = reply {
