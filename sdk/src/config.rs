@@ -93,8 +93,8 @@ impl Default for Config {
             service_name: None,
             flow_name: None,
             metric_interval: None,
-            queue_capacity: 32_768,
-            max_buffered_spans: 65_536,
+            queue_capacity: 16_384,
+            max_buffered_spans: 24_576,
             max_export_batch: 2048,
             span_schedule_delay: Duration::from_millis(500),
             run_idle_timeout: Duration::from_secs(30),
@@ -259,14 +259,13 @@ impl FlowtelBuilder {
     }
 
     /// Capacity of the queue between `record()` and the mapping thread
-    /// (default 32 768 events, about 7 MiB). A full queue drops the event and
-    /// counts it.
+    /// (default 16 384 events). A full queue drops the event and counts it.
     pub fn with_queue_capacity(mut self, events: usize) -> Self {
         self.config.queue_capacity = events.max(1);
         self
     }
 
-    /// Spans kept while the collector is slow or down (default 65 536). Beyond
+    /// Spans kept while the collector is slow or down (default 24 576). Beyond
     /// this, new spans are dropped and counted.
     pub fn with_max_buffered_spans(mut self, spans: usize) -> Self {
         self.config.max_buffered_spans = spans.max(1);

@@ -57,6 +57,10 @@ pub struct FlowEvent {
     pub extra: Map<String, Value>,
 }
 
+/// Latest accepted timestamp: 95617584000 s is 5000-01-01T00:00:00Z. Later
+/// values are almost always milliseconds passed as seconds.
+const MAX_TS: f64 = 95_617_584_000.0;
+
 /// Why a FlowEvent was rejected: the field and the problem.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventError {
@@ -132,6 +136,15 @@ impl FlowEvent {
             return Err(EventError::new(
                 "ts",
                 format!("must not be negative, got {}", self.ts),
+            ));
+        }
+        if self.ts > MAX_TS {
+            return Err(EventError::new(
+                "ts",
+                format!(
+                    "must be unix seconds before the year 5000, got {} (milliseconds?)",
+                    self.ts
+                ),
             ));
         }
         if let Some(l) = self.latency_ms {
@@ -241,6 +254,13 @@ mod tests {
         }
         let e = FlowEvent::builder("x", f64::NAN).build().unwrap_err();
         assert_eq!(e.field(), "ts");
+        let e = FlowEvent::builder("x", 1.7e12).build().unwrap_err();
+        assert!(e.problem().contains("milliseconds?"), "{e}");
+        assert!(FlowEvent::builder("x", 0.0).build().is_ok(), "1970");
+        assert!(
+            FlowEvent::builder("x", 32_503_680_000.0).build().is_ok(),
+            "year 3000"
+        );
         let e = FlowEvent::builder("", 1.0).build().unwrap_err();
         assert_eq!(e.field(), "event");
         assert!(e.to_string().contains("must not be empty"));

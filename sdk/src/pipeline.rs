@@ -625,6 +625,7 @@ impl Worker {
             .iter()
             .map(|rx| wait(rx, deadline, timeout))
             .fold(Ok(()), Result::and);
+        self.stats.warn_lost_at_shutdown();
         let (mtx, mrx) = mpsc::channel();
         let mp = self.meter_provider.clone();
         on_helper(move || metric_result(mp.shutdown()), mtx);

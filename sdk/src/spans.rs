@@ -101,6 +101,8 @@ struct Done {
 }
 
 const RECENT_TERMINALS: usize = 4;
+/// Distinct nodes tracked per run.
+const MAX_NODES_PER_RUN: usize = 4096;
 /// Open starts kept per node of a run; older ones are forgotten.
 const MAX_OPEN_PER_NODE: usize = 1024;
 
@@ -441,6 +443,36 @@ impl SpanMapper {
                 | event::NODE_TIMEOUT
                 | event::NODE_TRACE_CANCELLED
         );
+        if is_node_event && !run.nodes.contains_key(key) && run.nodes.len() >= MAX_NODES_PER_RUN {
+            // A run with more distinct nodes than this is hostile or broken:
+            // its further nodes get no state (their terminal events still
+            // become spans, statelessly, under the same root).
+            if matches!(
+                kind,
+                event::NODE_SUCCESS | event::NODE_ERROR | event::NODE_TIMEOUT
+            ) {
+                let node = NodeState {
+                    name: Arc::from(ev.node_name.as_deref().unwrap_or(key)),
+                    id: ev.node_id.as_deref().map(Arc::from),
+                    open: Vec::new(),
+                    done: Vec::new(),
+                };
+                run.attempts += 1;
+                let a = AttemptEnd {
+                    kind,
+                    attempt: ev.attempt,
+                    exception: extra_str(ev, "exception"),
+                    depth_in: ev.queue_depth_in,
+                    depth_out: ev.queue_depth_out,
+                    start,
+                    end,
+                    seq: 0,
+                };
+                fx.spans
+                    .push(attempt_span(scope, max_attr_len, &run.meta, key, &node, a));
+            }
+            return;
+        }
         if is_node_event && !run.nodes.contains_key(key) {
             let name: Arc<str> = Arc::from(ev.node_name.as_deref().unwrap_or(key));
             run.nodes.insert(

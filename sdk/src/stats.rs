@@ -67,6 +67,7 @@ pub(crate) struct Counters {
     pub(crate) metric_points_exported: AtomicU64,
     pub(crate) root_events_dropped: AtomicU64,
     pub(crate) cardinality_overflows: AtomicU64,
+    lost_at_shutdown: AtomicU64,
     warned_queue_full: AtomicBool,
     warned_buffer_full: AtomicBool,
     warned_overflow: AtomicBool,
@@ -126,13 +127,23 @@ impl Counters {
         );
     }
 
-    /// Spans still buffered when the shutdown deadline passed.
+    /// Spans still buffered when the shutdown deadline passed (each export
+    /// loop adds what it holds; one warning follows, see below).
     pub(crate) fn add_spans_lost_at_shutdown(&self, n: u64) {
         self.spans_dropped.fetch_add(n, Relaxed);
-        eprintln!(
-            "flowtel: warning: {n} spans could not be delivered before the shutdown deadline \
-             (counted in flowtel.sdk.spans.dropped)"
-        );
+        self.lost_at_shutdown.fetch_add(n, Relaxed);
+    }
+
+    /// The one warning about spans lost at shutdown, once every export loop
+    /// has finished.
+    pub(crate) fn warn_lost_at_shutdown(&self) {
+        let n = self.lost_at_shutdown.load(Relaxed);
+        if n > 0 {
+            eprintln!(
+                "flowtel: warning: {n} spans could not be delivered before the shutdown deadline \
+                 (counted in flowtel.sdk.spans.dropped)"
+            );
+        }
     }
 
     pub(crate) fn add_overflow(&self, attribute: &str, limit: usize) {
