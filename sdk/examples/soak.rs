@@ -99,7 +99,7 @@ fn outage(n: u64) {
 
 fn load(secs: u64, rate: u64) {
     let flowtel = Flowtel::builder()
-        .with_span_callback(|batch| drop(batch))
+        .with_span_callback(drop)
         .build()
         .expect("build");
     let start = Instant::now();
