@@ -80,6 +80,7 @@ pub(crate) struct Config {
     pub(crate) metric_extra_keys: Vec<String>,
     pub(crate) max_attribute_len: usize,
     pub(crate) backpressure: bool,
+    pub(crate) span_extra_keys: Vec<String>,
 }
 
 impl Default for Config {
@@ -105,8 +106,46 @@ impl Default for Config {
             metric_extra_keys: Vec::new(),
             max_attribute_len: 256,
             backpressure: false,
+            span_extra_keys: Vec::new(),
         }
     }
+}
+
+/// The word that makes `key` look like a secret, if any: a segment of the
+/// key (split at non-alphanumerics and camelCase) from a deny list. The deny
+/// list wins over every allow-list.
+pub(crate) fn secret_word(key: &str) -> Option<&'static str> {
+    const DENY: &[&str] = &[
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "token",
+        "auth",
+        "authorization",
+        "cookie",
+        "credential",
+        "credentials",
+        "apikey",
+        "session",
+        "jwt",
+        "bearer",
+        "private",
+    ];
+    let mut spaced = String::with_capacity(key.len() + 4);
+    for (i, c) in key.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            spaced.push(' ');
+        }
+        spaced.extend(c.to_lowercase());
+    }
+    let joined: String = spaced.chars().filter(|c| c.is_alphanumeric()).collect();
+    if joined.contains("apikey") || joined.contains("accesskey") {
+        return Some("api key");
+    }
+    spaced
+        .split(|c: char| !c.is_alphanumeric())
+        .find_map(|seg| DENY.iter().find(|d| **d == seg).copied())
 }
 
 /// Is an OTLP endpoint configured anywhere (code or environment)?
@@ -320,6 +359,17 @@ impl FlowtelBuilder {
         self
     }
 
+    /// Copy an `extra` key's scalar values onto node attempt spans as
+    /// `flow.extra.<key>` (strings truncated to `with_max_attribute_len`).
+    /// Nothing from `extra` is exported otherwise. Keys that look like
+    /// secrets (`password`, `token`, `api_key`, `cookie`, ...) are refused at
+    /// build time, here and in
+    /// [`with_metric_extra_key`](FlowtelBuilder::with_metric_extra_key).
+    pub fn with_span_extra_key(mut self, key: impl Into<String>) -> Self {
+        self.config.span_extra_keys.push(key.into());
+        self
+    }
+
     /// Longest string attribute taken from event data (exception and error
     /// messages), in bytes (default 256).
     pub fn with_max_attribute_len(mut self, bytes: usize) -> Self {
@@ -331,6 +381,17 @@ impl FlowtelBuilder {
     /// export runtime. Works from plain sync code and from inside any tokio
     /// runtime.
     pub fn build(self) -> Result<crate::Flowtel, BuildError> {
+        let keys = self.config.span_extra_keys.iter();
+        for key in keys.chain(&self.config.metric_extra_keys) {
+            if let Some(word) = secret_word(key) {
+                return Err(BuildError::InvalidConfig {
+                    setting: format!("extra key `{key}`"),
+                    problem: format!(
+                        "looks like a secret (`{word}`); flowtel never exports such keys"
+                    ),
+                });
+            }
+        }
         crate::pipeline::Flowtel::start(self.config)
     }
 }

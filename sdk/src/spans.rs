@@ -181,6 +181,8 @@ pub(crate) struct Effects {
 /// ending while it was open.
 struct AttemptEnd<'a> {
     kind: &'a str,
+    /// Allow-listed `extra` values (`flow.extra.<key>`).
+    extras: Vec<KeyValue>,
     attempt: u32,
     exception: Option<&'a str>,
     depth_in: u64,
@@ -200,6 +202,8 @@ pub(crate) struct SpanMapper {
     max_open_runs: usize,
     max_root_events: usize,
     max_attr_len: usize,
+    /// Allow-listed `extra` keys and their span attribute keys.
+    span_extras: Vec<(String, opentelemetry::Key)>,
     stats: Arc<Counters>,
 }
 
@@ -242,6 +246,30 @@ fn extra_f64(ev: &FlowEvent, key: &str) -> Option<f64> {
 }
 
 /// `ids` is (trace, span, parent).
+/// The allow-listed `extra` values of an event, as span attributes.
+fn extra_attrs(
+    keys: &[(String, opentelemetry::Key)],
+    max_len: usize,
+    ev: &FlowEvent,
+) -> Vec<KeyValue> {
+    let mut out = Vec::new();
+    for (name, key) in keys {
+        let value: Option<Value> = match ev.extra.get(name) {
+            Some(Json::String(s)) => Some(truncate(s, max_len).into()),
+            Some(Json::Bool(b)) => Some((*b).into()),
+            Some(Json::Number(n)) => n
+                .as_i64()
+                .map(Value::from)
+                .or_else(|| n.as_f64().map(Value::from)),
+            _ => None,
+        };
+        if let Some(v) = value {
+            out.push(KeyValue::new(key.clone(), v));
+        }
+    }
+    out
+}
+
 fn new_span(
     scope: &InstrumentationScope,
     (trace, id, parent): (TraceId, SpanId, SpanId),
@@ -316,6 +344,7 @@ fn attempt_span(
     if let Some(t) = &meta.tenant {
         attributes.push(kv(attr::TENANT, t.clone()));
     }
+    attributes.extend(a.extras);
     let mut events = SpanEvents::default();
     let status = match error {
         Some((error_type, exc_type, msg)) => {
@@ -368,6 +397,17 @@ impl SpanMapper {
             max_open_runs: config.max_open_runs,
             max_root_events: config.max_root_events,
             max_attr_len: config.max_attribute_len,
+            span_extras: config
+                .span_extra_keys
+                .iter()
+                .filter(|k| crate::config::secret_word(k).is_none())
+                .map(|k| {
+                    (
+                        k.clone(),
+                        opentelemetry::Key::new(format!("{}{k}", attr::EXTRA_PREFIX)),
+                    )
+                })
+                .collect(),
             stats,
         }
     }
@@ -404,8 +444,12 @@ impl SpanMapper {
                 },
             );
         }
-        let (scope, max_attr_len, max_root_events) =
-            (&self.scope, self.max_attr_len, self.max_root_events);
+        let (scope, max_attr_len, max_root_events, span_extras) = (
+            &self.scope,
+            self.max_attr_len,
+            self.max_root_events,
+            &self.span_extras,
+        );
         let Some(run) = self.runs.get_mut(&trace) else {
             return;
         };
@@ -460,6 +504,7 @@ impl SpanMapper {
                 run.attempts += 1;
                 let a = AttemptEnd {
                     kind,
+                    extras: extra_attrs(span_extras, max_attr_len, ev),
                     attempt: ev.attempt,
                     exception: extra_str(ev, "exception"),
                     depth_in: ev.queue_depth_in,
@@ -524,6 +569,7 @@ impl SpanMapper {
                 run.attempts += 1;
                 let a = AttemptEnd {
                     kind,
+                    extras: extra_attrs(span_extras, max_attr_len, ev),
                     attempt: ev.attempt,
                     exception: extra_str(ev, "exception"),
                     depth_in: ev.queue_depth_in,
@@ -543,6 +589,7 @@ impl SpanMapper {
                         run.attempts += 1;
                         let a = AttemptEnd {
                             kind,
+                            extras: extra_attrs(span_extras, max_attr_len, ev),
                             attempt: s.attempt,
                             exception: None,
                             depth_in: ev.queue_depth_in,
@@ -664,6 +711,7 @@ impl SpanMapper {
                 let seq = node.done(s.attempt).push(s.start_ns);
                 let a = AttemptEnd {
                     kind: outcome::INCOMPLETE,
+                    extras: Vec::new(),
                     attempt: s.attempt,
                     exception: None,
                     depth_in: 0,

@@ -60,6 +60,9 @@ pub mod attr {
     pub const EXCEPTION_MESSAGE: &str = "exception.message";
     /// The `flow_error.message` of a terminal failure, truncated.
     pub const FLOW_ERROR_MESSAGE: &str = "flow.error.message";
+    /// Prefix of span attributes copied from allow-listed `extra` keys
+    /// (`flow.extra.region`); nothing from `extra` is exported otherwise.
+    pub const EXTRA_PREFIX: &str = "flow.extra.";
     /// Which attribute overflowed the cardinality limit (self-metric).
     pub const OVERFLOW_ATTRIBUTE: &str = "flowtel.attribute";
     /// Why flowtel dropped something (self-metrics): see [`reason`](crate::reason).
