@@ -81,6 +81,7 @@ pub(crate) struct Config {
     pub(crate) max_attribute_len: usize,
     pub(crate) backpressure: bool,
     pub(crate) span_extra_keys: Vec<String>,
+    pub(crate) ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for Config {
@@ -107,6 +108,7 @@ impl Default for Config {
             max_attribute_len: 256,
             backpressure: false,
             span_extra_keys: Vec::new(),
+            ca_pem: None,
         }
     }
 }
@@ -188,6 +190,70 @@ impl Config {
         Ok(Protocol::Grpc)
     }
 
+    /// The first non-empty of the per-signal then the general variable.
+    fn env_for(signal: &str, suffix: &str) -> Option<(String, String)> {
+        [
+            format!("OTEL_EXPORTER_OTLP_{signal}_{suffix}"),
+            format!("OTEL_EXPORTER_OTLP_{suffix}"),
+        ]
+        .into_iter()
+        .find_map(|var| {
+            env::var(&var)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (var, v))
+        })
+    }
+
+    /// The CA certificate(s) to trust for one signal, PEM: code, then the
+    /// file named by `OTEL_EXPORTER_OTLP_<SIGNAL>_CERTIFICATE` or
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+    pub(crate) fn ca_for(&self, signal: &str) -> Result<Option<Vec<u8>>, BuildError> {
+        if let Some(pem) = &self.ca_pem {
+            return Ok(Some(pem.clone()));
+        }
+        match Self::env_for(signal, "CERTIFICATE") {
+            Some((var, path)) => {
+                std::fs::read(path.trim())
+                    .map(Some)
+                    .map_err(|e| BuildError::InvalidConfig {
+                        setting: var,
+                        problem: format!("cannot read CA certificate file `{path}`: {e}"),
+                    })
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Export request timeout for one signal: code, then
+    /// `OTEL_EXPORTER_OTLP_<SIGNAL>_TIMEOUT` / `OTEL_EXPORTER_OTLP_TIMEOUT`
+    /// (milliseconds), then 10 s.
+    pub(crate) fn timeout_for(&self, signal: &str) -> Result<Duration, BuildError> {
+        if let Some(t) = self.export_timeout {
+            return Ok(t);
+        }
+        match Self::env_for(signal, "TIMEOUT") {
+            Some((var, v)) => v
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| BuildError::InvalidConfig {
+                    setting: var,
+                    problem: format!("`{v}` is not a number of milliseconds"),
+                }),
+            None => Ok(Duration::from_secs(10)),
+        }
+    }
+
+    /// Whether the endpoint of one signal uses TLS (`https://`).
+    pub(crate) fn is_https(&self, signal: &str) -> bool {
+        let endpoint = self
+            .endpoint
+            .clone()
+            .or_else(|| Self::env_for(signal, "ENDPOINT").map(|(_, v)| v));
+        endpoint.is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("https://"))
+    }
+
     pub(crate) fn flow_name(&self) -> String {
         self.flow_name
             .clone()
@@ -236,6 +302,14 @@ impl FlowtelBuilder {
     /// Added to those of `OTEL_EXPORTER_OTLP_HEADERS`.
     pub fn with_header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.config.headers.push((key.into(), value.into()));
+        self
+    }
+
+    /// Trust these CA certificates (PEM) for a TLS (`https://`) endpoint,
+    /// in addition to the system's; overrides `OTEL_EXPORTER_OTLP_CERTIFICATE`
+    /// (a file). For collectors behind a private CA.
+    pub fn with_ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.config.ca_pem = Some(pem.into());
         self
     }
 

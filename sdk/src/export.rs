@@ -410,67 +410,115 @@ fn http_url(base: &str, path: &str) -> String {
     format!("{}/{path}", base.trim_end_matches('/'))
 }
 
+/// rustls needs one crypto provider per process; flowtel brings ring (and
+/// keeps any provider the application installed first).
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// tonic's TLS settings: system roots plus the configured CA, when the
+/// endpoint is `https://` or a CA is given.
+fn grpc_tls(
+    config: &Config,
+    signal: &str,
+) -> Result<Option<tonic::transport::ClientTlsConfig>, BuildError> {
+    let ca = config.ca_for(signal)?;
+    if ca.is_none() && !config.is_https(signal) {
+        return Ok(None);
+    }
+    let mut tls = tonic::transport::ClientTlsConfig::new().with_enabled_roots();
+    if let Some(pem) = ca {
+        tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+    }
+    Ok(Some(tls))
+}
+
+/// The HTTP client for OTLP/HTTP: rustls with system roots plus the
+/// configured CA, and the export timeout.
+fn http_client(config: &Config, signal: &str) -> Result<reqwest::Client, BuildError> {
+    let mut b = reqwest::Client::builder().timeout(config.timeout_for(signal)?);
+    if let Some(pem) = config.ca_for(signal)? {
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| BuildError::InvalidConfig {
+                setting: "CA certificate".into(),
+                problem: format!("not PEM certificates: {e}"),
+            })?;
+        if certs.is_empty() {
+            return Err(BuildError::InvalidConfig {
+                setting: "CA certificate".into(),
+                problem: "no certificate in the PEM data".into(),
+            });
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build().map_err(exporter_error)
+}
+
+/// Endpoint, headers, timeout and TLS for a gRPC exporter of either signal.
+fn grpc_settings<B: WithTonicConfig + WithExportConfig>(
+    b: B,
+    config: &Config,
+    signal: &str,
+) -> Result<B, BuildError> {
+    let mut b = b
+        .with_metadata(metadata(&config.headers)?)
+        .with_timeout(config.timeout_for(signal)?);
+    if let Some(ep) = &config.endpoint {
+        b = b.with_endpoint(ep.clone());
+    }
+    if let Some(tls) = grpc_tls(config, signal)? {
+        b = b.with_tls_config(tls);
+    }
+    Ok(b)
+}
+
+/// Endpoint (`<base>/v1/<path>`), headers, client (timeout, TLS) for an
+/// HTTP/protobuf exporter of either signal.
+fn http_settings<B: WithHttpConfig + WithExportConfig>(
+    b: B,
+    config: &Config,
+    signal: &str,
+    path: &str,
+) -> Result<B, BuildError> {
+    let mut b = b
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_http_client(http_client(config, signal)?)
+        .with_headers(config.headers.iter().cloned().collect::<HashMap<_, _>>());
+    if let Some(ep) = &config.endpoint {
+        b = b.with_endpoint(http_url(ep, path));
+    }
+    Ok(b)
+}
+
 /// The OTLP span exporter for the configured protocol. Must be called inside
 /// the export runtime (tonic spawns its connection task there).
 pub(crate) fn otlp_span_exporter(
     config: &Config,
 ) -> Result<opentelemetry_otlp::SpanExporter, BuildError> {
+    install_crypto_provider();
     let b = opentelemetry_otlp::SpanExporter::builder();
     match config.protocol_for("TRACES")? {
-        Protocol::Grpc => {
-            let mut t = b.with_tonic().with_metadata(metadata(&config.headers)?);
-            if let Some(ep) = &config.endpoint {
-                t = t.with_endpoint(ep.clone());
-            }
-            if let Some(to) = config.export_timeout {
-                t = t.with_timeout(to);
-            }
-            t.build().map_err(exporter_error)
-        }
+        Protocol::Grpc => grpc_settings(b.with_tonic(), config, "TRACES")?.build(),
         Protocol::HttpProtobuf => {
-            let mut h = b
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_headers(config.headers.iter().cloned().collect::<HashMap<_, _>>());
-            if let Some(ep) = &config.endpoint {
-                h = h.with_endpoint(http_url(ep, "v1/traces"));
-            }
-            if let Some(to) = config.export_timeout {
-                h = h.with_timeout(to);
-            }
-            h.build().map_err(exporter_error)
+            http_settings(b.with_http(), config, "TRACES", "v1/traces")?.build()
         }
     }
+    .map_err(exporter_error)
 }
 
 /// The OTLP metric exporter for the configured protocol.
 pub(crate) fn otlp_metric_exporter(
     config: &Config,
 ) -> Result<opentelemetry_otlp::MetricExporter, BuildError> {
+    install_crypto_provider();
     let b = opentelemetry_otlp::MetricExporter::builder();
     match config.protocol_for("METRICS")? {
-        Protocol::Grpc => {
-            let mut t = b.with_tonic().with_metadata(metadata(&config.headers)?);
-            if let Some(ep) = &config.endpoint {
-                t = t.with_endpoint(ep.clone());
-            }
-            if let Some(to) = config.export_timeout {
-                t = t.with_timeout(to);
-            }
-            t.build().map_err(exporter_error)
-        }
+        Protocol::Grpc => grpc_settings(b.with_tonic(), config, "METRICS")?.build(),
         Protocol::HttpProtobuf => {
-            let mut h = b
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_headers(config.headers.iter().cloned().collect::<HashMap<_, _>>());
-            if let Some(ep) = &config.endpoint {
-                h = h.with_endpoint(http_url(ep, "v1/metrics"));
-            }
-            if let Some(to) = config.export_timeout {
-                h = h.with_timeout(to);
-            }
-            h.build().map_err(exporter_error)
+            http_settings(b.with_http(), config, "METRICS", "v1/metrics")?.build()
         }
     }
+    .map_err(exporter_error)
 }

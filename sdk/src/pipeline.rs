@@ -370,8 +370,7 @@ impl Flowtel {
             buffer: buffer.clone(),
             stats: stats.clone(),
             delay: config.span_schedule_delay,
-            request_timeout: config.export_timeout.unwrap_or(Duration::from_secs(10))
-                + Duration::from_secs(1),
+            request_timeout: config.timeout_for("TRACES")? + Duration::from_secs(1),
         };
         let mut cmd_txs = Vec::new();
         match &target {
