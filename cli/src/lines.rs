@@ -53,32 +53,31 @@ fn path_inode(path: &str) -> Option<u64> {
     File::open(path).ok().and_then(|f| inode(&f))
 }
 
-fn open(name: &str) -> io::Result<Source> {
-    if name == "-" {
-        return Ok(Source {
-            name: "<stdin>".into(),
-            path: None,
-            reader: Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
+impl Source {
+    fn new(name: &str, path: Option<&str>, reader: Box<dyn BufRead>, inode: Option<u64>) -> Self {
+        Source {
+            name: name.into(),
+            path: path.map(String::from),
+            reader,
             line_no: 0,
             pos: 0,
-            inode: None,
+            inode,
             partial: Vec::new(),
             partial_len: 0,
             eof: false,
-        });
+        }
+    }
+}
+
+fn open(name: &str) -> io::Result<Source> {
+    if name == "-" {
+        let stdin = BufReader::with_capacity(1 << 16, io::stdin());
+        return Ok(Source::new("<stdin>", None, Box::new(stdin), None));
     }
     let file = File::open(name)?;
-    Ok(Source {
-        name: name.into(),
-        path: Some(name.into()),
-        inode: inode(&file),
-        reader: Box::new(BufReader::with_capacity(1 << 16, file)),
-        line_no: 0,
-        pos: 0,
-        partial: Vec::new(),
-        partial_len: 0,
-        eof: false,
-    })
+    let ino = inode(&file);
+    let reader = BufReader::with_capacity(1 << 16, file);
+    Ok(Source::new(name, Some(name), Box::new(reader), ino))
 }
 
 /// Open every input up front so that a missing file is reported before any
@@ -251,17 +250,8 @@ pub(crate) fn for_each_line(
 /// Read everything from a reader into lines (tests).
 #[cfg(test)]
 fn collect(input: &[u8], max: usize) -> Vec<String> {
-    let src = Source {
-        name: "t".into(),
-        path: None,
-        reader: Box::new(BufReader::with_capacity(7, io::Cursor::new(input.to_vec()))),
-        line_no: 0,
-        pos: 0,
-        inode: None,
-        partial: Vec::new(),
-        partial_len: 0,
-        eof: false,
-    };
+    let reader = BufReader::with_capacity(7, io::Cursor::new(input.to_vec()));
+    let src = Source::new("t", None, Box::new(reader), None);
     let mut out = Vec::new();
     for_each_line(
         vec![SourceHandle(src)],

@@ -64,6 +64,38 @@ fn events(first_run: u64, n: usize) -> Vec<FlowEvent> {
     out
 }
 
+/// Record `iters` events in chunks; the time of `record()` alone, or of
+/// `record()` plus the flush that waits for mapping and export.
+fn timed_chunks(
+    flowtel: &Flowtel,
+    sink: &InMemory,
+    run: &mut u64,
+    iters: u64,
+    with_flush: bool,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters as usize;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        let evs = events(*run, n);
+        *run += (n / 20 + 1) as u64;
+        let t = Instant::now();
+        for e in evs {
+            let _ = flowtel.record(e);
+        }
+        if !with_flush {
+            total += t.elapsed();
+        }
+        flowtel.flush(Duration::from_secs(30)).unwrap();
+        if with_flush {
+            total += t.elapsed();
+        }
+        sink.clear();
+        left -= n;
+    }
+    total
+}
+
 fn bench(c: &mut Criterion) {
     let sink = InMemory::new();
     let flowtel = Flowtel::builder()
@@ -79,46 +111,11 @@ fn bench(c: &mut Criterion) {
     // Caller-side cost only: the mapping thread catches up between chunks,
     // outside the timed region.
     g.bench_function("caller", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters as usize;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                let evs = events(run, n);
-                run += (n / 20 + 1) as u64;
-                let t = Instant::now();
-                for e in evs {
-                    let _ = flowtel.record(e);
-                }
-                total += t.elapsed();
-                flowtel.flush(Duration::from_secs(30)).unwrap();
-                sink.clear();
-                left -= n;
-            }
-            total
-        })
+        b.iter_custom(|iters| timed_chunks(&flowtel, &sink, &mut run, iters, false))
     });
-
     // Everything: record, map to spans and metrics, export, flush.
     g.bench_function("end_to_end", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters as usize;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                let evs = events(run, n);
-                run += (n / 20 + 1) as u64;
-                let t = Instant::now();
-                for e in evs {
-                    let _ = flowtel.record(e);
-                }
-                flowtel.flush(Duration::from_secs(30)).unwrap();
-                total += t.elapsed();
-                sink.clear();
-                left -= n;
-            }
-            total
-        })
+        b.iter_custom(|iters| timed_chunks(&flowtel, &sink, &mut run, iters, true))
     });
     g.finish();
     let s = flowtel.stats();

@@ -131,6 +131,15 @@ struct NodeState {
 }
 
 impl NodeState {
+    fn new(ev: &FlowEvent, key: &str) -> Self {
+        NodeState {
+            name: Arc::from(ev.node_name.as_deref().unwrap_or(key)),
+            id: ev.node_id.as_deref().map(Arc::from),
+            open: Vec::new(),
+            done: Vec::new(),
+        }
+    }
+
     fn done(&mut self, attempt: u32) -> &mut Done {
         let i = match self.done.iter().position(|(a, _)| *a == attempt) {
             Some(i) => i,
@@ -190,6 +199,28 @@ struct AttemptEnd<'a> {
     start: u128,
     end: u128,
     seq: u32,
+}
+
+impl<'a> AttemptEnd<'a> {
+    /// The end of an attempt as its terminal event tells it.
+    fn terminal(
+        ev: &'a FlowEvent,
+        extras: Vec<KeyValue>,
+        (start, end): (u128, u128),
+        seq: u32,
+    ) -> Self {
+        AttemptEnd {
+            kind: ev.event_type.as_str(),
+            extras,
+            attempt: ev.attempt,
+            exception: extra_str(ev, "exception"),
+            depth_in: ev.queue_depth_in,
+            depth_out: ev.queue_depth_out,
+            start,
+            end,
+            seq,
+        }
+    }
 }
 
 pub(crate) struct SpanMapper {
@@ -495,40 +526,21 @@ impl SpanMapper {
                 kind,
                 event::NODE_SUCCESS | event::NODE_ERROR | event::NODE_TIMEOUT
             ) {
-                let node = NodeState {
-                    name: Arc::from(ev.node_name.as_deref().unwrap_or(key)),
-                    id: ev.node_id.as_deref().map(Arc::from),
-                    open: Vec::new(),
-                    done: Vec::new(),
-                };
+                let node = NodeState::new(ev, key);
                 run.attempts += 1;
-                let a = AttemptEnd {
-                    kind,
-                    extras: extra_attrs(span_extras, max_attr_len, ev),
-                    attempt: ev.attempt,
-                    exception: extra_str(ev, "exception"),
-                    depth_in: ev.queue_depth_in,
-                    depth_out: ev.queue_depth_out,
-                    start,
-                    end,
-                    seq: 0,
-                };
+                let a = AttemptEnd::terminal(
+                    ev,
+                    extra_attrs(span_extras, max_attr_len, ev),
+                    (start, end),
+                    0,
+                );
                 fx.spans
                     .push(attempt_span(scope, max_attr_len, &run.meta, key, &node, a));
             }
             return;
         }
         if is_node_event && !run.nodes.contains_key(key) {
-            let name: Arc<str> = Arc::from(ev.node_name.as_deref().unwrap_or(key));
-            run.nodes.insert(
-                key.to_string(),
-                NodeState {
-                    name,
-                    id: ev.node_id.as_deref().map(Arc::from),
-                    open: Vec::new(),
-                    done: Vec::new(),
-                },
-            );
+            run.nodes.insert(key.to_string(), NodeState::new(ev, key));
         }
         match kind {
             event::NODE_START => {
@@ -567,17 +579,12 @@ impl SpanMapper {
                 }
                 let seq = done.push(end);
                 run.attempts += 1;
-                let a = AttemptEnd {
-                    kind,
-                    extras: extra_attrs(span_extras, max_attr_len, ev),
-                    attempt: ev.attempt,
-                    exception: extra_str(ev, "exception"),
-                    depth_in: ev.queue_depth_in,
-                    depth_out: ev.queue_depth_out,
-                    start,
-                    end,
+                let a = AttemptEnd::terminal(
+                    ev,
+                    extra_attrs(span_extras, max_attr_len, ev),
+                    (start, end),
                     seq,
-                };
+                );
                 fx.spans
                     .push(attempt_span(scope, max_attr_len, &run.meta, key, node, a));
             }
