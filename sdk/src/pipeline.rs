@@ -548,7 +548,9 @@ impl Worker {
                         thread::sleep(BUSY_NAP);
                         None
                     } else {
-                        match rx.recv_timeout(self.tick) {
+                        let got = rx.recv_timeout(self.tick);
+                        now = Instant::now();
+                        match got {
                             Ok(m) => {
                                 empty_polls = 0;
                                 Some(m)
@@ -588,9 +590,9 @@ impl Worker {
                 None => {}
             }
             self.apply(&mut fx, &mut pending);
-            if last_idle_check.elapsed() >= self.tick {
-                last_idle_check = Instant::now();
-                self.mapper.end_idle(last_idle_check, &mut fx);
+            if now.duration_since(last_idle_check) >= self.tick {
+                last_idle_check = now;
+                self.mapper.end_idle(now, &mut fx);
                 self.apply(&mut fx, &mut pending);
             }
             if pending.len() >= 256 {
