@@ -156,6 +156,13 @@ fn opt_count(field: &str, raw: &RawValue) -> Result<Option<u64>, EventError> {
     }
 }
 
+/// A free-form `extra` value. One that serde_json cannot hold (a number
+/// beyond f64, say) is kept as its JSON text: `extra` is never exported
+/// unless allow-listed, so it must not cost the event.
+fn extra_value(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or_else(|_| Value::String(raw.get().to_string()))
+}
+
 fn from_fields(fields: Fields<'_>) -> Result<FlowEvent, EventError> {
     let mut ev = FlowEvent::builder(String::new(), f64::NAN).event;
     let mut saw_ts = false;
@@ -195,14 +202,12 @@ fn from_fields(fields: Fields<'_>) -> Result<FlowEvent, EventError> {
             }
             // The dataclass form keeps extra nested; to_payload() merges it.
             "extra" if raw.get().starts_with('{') => {
-                let map: Map<String, Value> = serde_json::from_str(raw.get())
-                    .map_err(|e| EventError::new("extra", e.to_string()))?;
-                ev.extra.extend(map);
+                for (k, v) in parse_object(raw.get())?.0 {
+                    ev.extra.insert(k.into_owned(), extra_value(v));
+                }
             }
             _ => {
-                let v: Value = serde_json::from_str(raw.get())
-                    .map_err(|e| EventError::new(key.to_string(), e.to_string()))?;
-                ev.extra.insert(key.into_owned(), v);
+                ev.extra.insert(key.into_owned(), extra_value(raw));
             }
         }
     }
@@ -294,6 +299,19 @@ mod tests {
             e.to_string(),
             "field `latency_ms`: expected a number, got a string `\"fast\"`"
         );
+    }
+
+    #[test]
+    fn odd_extra_values_are_kept_not_fatal() {
+        // Found by the parse fuzz target: an unknown key (empty) whose number
+        // serde_json cannot represent.
+        let line = r#"{"level": "D", "extra": {"": 1796829.2020e4444000107702, "event": "nodstqrt", "ts": 1}}"#;
+        let ev = FlowEvent::from_json(line).unwrap();
+        assert_eq!(ev.extra[""], "1796829.2020e4444000107702");
+        let ev = FlowEvent::from_json(r#"{"event":"a","ts":1,"extra":{"k":1e999,"j":[1e999]}}"#)
+            .unwrap();
+        assert_eq!(ev.extra["k"], "1e999");
+        assert_eq!(ev.extra["j"], "[1e999]");
     }
 
     #[test]
