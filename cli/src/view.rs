@@ -283,14 +283,15 @@ fn render_run(out: &mut String, id: &str, run: &RunView, style: Style) {
     for (_, i, is_bar) in items {
         if is_bar {
             let b = &run.bars[i];
-            let from = ((b.start - t0) * BAR_WIDTH as i128 / span) as usize;
+            // At least one cell, inside the axis, even for a zero-length
+            // attempt at the very end of the run.
+            let from = (((b.start - t0) * BAR_WIDTH as i128 / span) as usize).min(BAR_WIDTH - 1);
             let to = (((b.end - t0) * BAR_WIDTH as i128 + span - 1) / span) as usize;
-            let to = to.clamp(from + 1, BAR_WIDTH).max(from + 1);
-            let from = from.min(BAR_WIDTH - 1);
+            let to = to.max(from + 1).min(BAR_WIDTH);
             let mut bar = String::with_capacity(BAR_WIDTH * 3);
             bar.push_str(&" ".repeat(from));
-            bar.push_str(&"█".repeat(to.min(BAR_WIDTH) - from));
-            bar.push_str(&" ".repeat(BAR_WIDTH - to.min(BAR_WIDTH)));
+            bar.push_str(&"█".repeat(to - from));
+            bar.push_str(&" ".repeat(BAR_WIDTH - to));
             let (bar, note) = match b.outcome.as_str() {
                 outcome::ERROR => (
                     style.red(&bar),

@@ -156,6 +156,21 @@ fn bad_lines_never_stop_a_run_and_are_counted() {
 }
 
 #[test]
+fn zero_length_and_single_event_runs_render() {
+    let t = "3e512c5b0a184257a25c215d19544e6a";
+    let input = format!(
+        "{{\"event\":\"node_success\",\"ts\":1795305121.0,\"node_name\":\"a\",\"trace_id\":\"{t}\",\"latency_ms\":10}}\n\
+         {{\"event\":\"node_success\",\"ts\":1795305121.5,\"node_name\":\"b\",\"trace_id\":\"{t}\",\"latency_ms\":0}}\n\
+         {{\"event\":\"node_success\",\"ts\":1795305122.0,\"node_name\":\"c\",\"trace_id\":\"other\",\"latency_ms\":0}}\n"
+    );
+    let out = flowtel(&["ingest", "-"], Some(input.as_bytes()));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("  b "), "{stdout}");
+    assert!(stdout.contains("  c "), "{stdout}");
+}
+
+#[test]
 fn usage_errors_and_missing_files_exit_2() {
     let out = flowtel(&["ingest", "/nonexistent/app.log"], None);
     assert_eq!(out.status.code(), Some(2));
