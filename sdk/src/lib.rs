@@ -41,7 +41,8 @@
 //!   runtime flavour.
 //! - Everything is bounded (event queue, span buffer, open runs, metric
 //!   attribute values) and every drop is counted: [`Flowtel::stats`] and the
-//!   `flowtel.sdk.*` self-metrics, plus one warning on standard error per kind.
+//!   `flowtel.sdk.*` self-metrics, plus one warning on standard error per kind
+//!   and, when anything was lost, a one-line summary at shutdown.
 //! - [`Flowtel::flush`] and [`Flowtel::shutdown`] take a timeout and return an
 //!   error instead of hanging.
 //! - A run's root span is exported when the run ends: idle for

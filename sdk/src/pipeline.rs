@@ -632,6 +632,7 @@ impl Worker {
         on_helper(move || metric_result(mp.shutdown()), mtx);
         let metrics = wait(&mrx, deadline, timeout);
         let result = spans.and(metrics);
+        self.stats.shutdown_summary();
         if let Some(reply) = reply {
             let _ = reply.send(result);
         }

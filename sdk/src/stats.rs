@@ -134,6 +134,26 @@ impl Counters {
         self.lost_at_shutdown.fetch_add(n, Relaxed);
     }
 
+    /// The shutdown summary: one line on standard error, only when
+    /// something was lost.
+    pub(crate) fn shutdown_summary(&self) {
+        let s = self.snapshot();
+        if s.events_dropped() + s.spans_dropped + s.root_events_dropped > 0 {
+            eprintln!(
+                "flowtel: shutdown: {} of {} events dropped (queue full {}, invalid {}, after shutdown {}); \
+                 {} of {} spans dropped; {} run events over the limit",
+                s.events_dropped(),
+                s.events_recorded + s.events_dropped(),
+                s.events_dropped_queue_full,
+                s.events_invalid,
+                s.events_after_shutdown,
+                s.spans_dropped,
+                s.spans_created,
+                s.root_events_dropped
+            );
+        }
+    }
+
     /// The one warning about spans lost at shutdown, once every export loop
     /// has finished.
     pub(crate) fn warn_lost_at_shutdown(&self) {
