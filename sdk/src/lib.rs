@@ -77,3 +77,8 @@ pub use stats::Stats;
 
 /// Re-exported so tests can inspect spans from [`InMemory::spans`].
 pub use opentelemetry_sdk::trace::SpanData;
+
+/// The README's Rust example, compiled as a doc test so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
