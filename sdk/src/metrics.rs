@@ -271,6 +271,16 @@ fn node_entry(table: &mut Vec<NodeGauges>, slot: usize, node: KeyValue) -> &mut 
     g
 }
 
+/// Call `f` with every node of the last-value table that has been seen.
+fn each_node(table: &GaugeTable, mut f: impl FnMut(&NodeGauges, &KeyValue)) {
+    let t = table.lock().unwrap_or_else(|p| p.into_inner());
+    for g in t.iter() {
+        if let Some(n) = &g.node {
+            f(g, n);
+        }
+    }
+}
+
 /// The node gauges, observed from the last-value table.
 fn register_gauges(meter: &Meter, table: &GaugeTable) {
     let t = table.clone();
@@ -279,19 +289,16 @@ fn register_gauges(meter: &Meter, table: &GaugeTable) {
         .with_unit(unit::MESSAGES)
         .with_description("Queue depth of a node by direction")
         .with_callback(move |o| {
-            let t = t.lock().unwrap_or_else(|p| p.into_inner());
-            for g in t.iter() {
-                if let Some(n) = &g.node {
-                    o.observe(
-                        g.depth_in,
-                        &[n.clone(), KeyValue::new(attr::QUEUE_DIRECTION, "in")],
-                    );
-                    o.observe(
-                        g.depth_out,
-                        &[n.clone(), KeyValue::new(attr::QUEUE_DIRECTION, "out")],
-                    );
-                }
-            }
+            each_node(&t, |g, n| {
+                o.observe(
+                    g.depth_in,
+                    &[n.clone(), KeyValue::new(attr::QUEUE_DIRECTION, "in")],
+                );
+                o.observe(
+                    g.depth_out,
+                    &[n.clone(), KeyValue::new(attr::QUEUE_DIRECTION, "out")],
+                );
+            });
         })
         .build();
     let t = table.clone();
@@ -300,15 +307,12 @@ fn register_gauges(meter: &Meter, table: &GaugeTable) {
         .with_unit(unit::MESSAGES)
         .with_description("Messages queued at a node, in and out")
         .with_callback(move |o| {
-            let t = t.lock().unwrap_or_else(|p| p.into_inner());
-            for g in t.iter() {
-                if let Some(n) = &g.node {
-                    o.observe(
-                        g.depth_in.saturating_add(g.depth_out),
-                        std::slice::from_ref(n),
-                    );
-                }
-            }
+            each_node(&t, |g, n| {
+                o.observe(
+                    g.depth_in.saturating_add(g.depth_out),
+                    std::slice::from_ref(n),
+                );
+            });
         })
         .build();
     let t = table.clone();
@@ -317,12 +321,9 @@ fn register_gauges(meter: &Meter, table: &GaugeTable) {
         .with_unit(unit::ATTEMPTS)
         .with_description("Node attempts started and not yet finished")
         .with_callback(move |o| {
-            let t = t.lock().unwrap_or_else(|p| p.into_inner());
-            for g in t.iter() {
-                if let Some(n) = &g.node {
-                    o.observe(g.active, std::slice::from_ref(n));
-                }
-            }
+            each_node(&t, |g, n| {
+                o.observe(g.active, std::slice::from_ref(n));
+            });
         })
         .build();
     let t = table.clone();
@@ -331,12 +332,9 @@ fn register_gauges(meter: &Meter, table: &GaugeTable) {
         .with_unit(unit::MESSAGES)
         .with_description("In-flight invocations of the trace the node last served")
         .with_callback(move |o| {
-            let t = t.lock().unwrap_or_else(|p| p.into_inner());
-            for g in t.iter() {
-                if let Some(n) = &g.node {
-                    o.observe(g.inflight, std::slice::from_ref(n));
-                }
-            }
+            each_node(&t, |g, n| {
+                o.observe(g.inflight, std::slice::from_ref(n));
+            });
         })
         .build();
 }
