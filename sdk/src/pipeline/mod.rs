@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SpanExporter;
 use opentelemetry_sdk::Resource;
 use tokio::sync::{mpsc as tmpsc, Notify};
 
@@ -34,8 +34,16 @@ use crate::export::{
     self, CallbackSpanExporter, ConsoleMetricExporter, ConsoleSpanExporter, MetricExport,
 };
 use crate::metrics::FlowMetrics;
-use crate::spans::{Effects, SpanMapper};
+use crate::spans::SpanMapper;
 use crate::stats::{Counters, Stats};
+
+mod buffer;
+mod export_loop;
+mod worker;
+
+use buffer::SpanBuffer;
+use export_loop::{ExportCmd, ExportLoop, OTLP_EXPORTS_IN_FLIGHT};
+use worker::Worker;
 
 type Reply = mpsc::Sender<Result<(), FlushError>>;
 
@@ -44,89 +52,6 @@ enum Msg {
     EndRun(String),
     Flush { spans: Reply, metrics: Reply },
     Shutdown { deadline: Instant, reply: Reply },
-}
-
-enum ExportCmd {
-    Flush(Reply),
-    Shutdown(Instant, Reply),
-}
-
-/// Finished spans waiting for export. Bounded: when full, new spans are
-/// dropped and counted.
-struct SpanBuffer {
-    queue: Mutex<VecDeque<SpanData>>,
-    capacity: usize,
-    batch: usize,
-    ready: Notify,
-    /// With backpressure, the mapping thread waits here for room.
-    room: Condvar,
-    backpressure: bool,
-}
-
-/// With backpressure, how long the mapping thread waits for an exporter
-/// that makes no progress at all before it drops (and counts) after all.
-const STUCK_EXPORTER: Duration = Duration::from_secs(60);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding this lock cannot leave the queue inconsistent
-    // (push/pop only), so a poisoned lock is still usable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl SpanBuffer {
-    fn push(&self, spans: &mut Vec<SpanData>, stats: &Counters) {
-        if spans.is_empty() {
-            return;
-        }
-        let mut q = lock(&self.queue);
-        if self.backpressure {
-            let mut last_len = q.len();
-            let mut last_progress = Instant::now();
-            while q.len() + spans.len() > self.capacity && last_progress.elapsed() < STUCK_EXPORTER
-            {
-                self.ready.notify_one();
-                q = self
-                    .room
-                    .wait_timeout(q, Duration::from_millis(100))
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|p| p.into_inner().0);
-                if q.len() < last_len {
-                    last_progress = Instant::now();
-                }
-                last_len = q.len();
-            }
-        }
-        let room = self.capacity.saturating_sub(q.len());
-        if spans.len() > room {
-            stats.add_spans_dropped((spans.len() - room) as u64);
-            spans.truncate(room);
-        }
-        q.extend(spans.drain(..));
-        if q.len() >= self.batch {
-            self.ready.notify_one();
-        }
-    }
-
-    fn take_batch(&self) -> Vec<SpanData> {
-        let mut q = lock(&self.queue);
-        let n = q.len().min(self.batch);
-        let batch = q.drain(..n).collect();
-        self.room.notify_one();
-        batch
-    }
-
-    /// Put a batch whose export failed back at the front, oldest first.
-    fn requeue(&self, batch: Vec<SpanData>, stats: &Counters) {
-        let mut q = lock(&self.queue);
-        let room = self.capacity.saturating_sub(q.len());
-        let keep = batch.len().min(room);
-        if keep < batch.len() {
-            stats.add_spans_dropped((batch.len() - keep) as u64);
-        }
-        for s in batch.into_iter().take(keep).rev() {
-            q.push_front(s);
-        }
-    }
 }
 
 /// The flowtel pipeline. Cheap to clone; every clone feeds the same pipeline.
@@ -504,280 +429,4 @@ fn all_of(replies: Vec<Receiver<Result<(), FlushError>>>) -> Result<(), FlushErr
 
 fn metric_result(r: opentelemetry_sdk::error::OTelSdkResult) -> Result<(), FlushError> {
     r.map_err(|e| FlushError::Export(format!("metrics: {e}")))
-}
-
-/// After the queue runs dry, the mapping thread naps `BUSY_NAP` at a time
-/// for up to `BUSY_POLLS` naps (50 ms) before it parks on the queue.
-const BUSY_POLLS: u32 = 250;
-const BUSY_NAP: Duration = Duration::from_micros(200);
-
-struct Worker {
-    mapper: SpanMapper,
-    metrics: FlowMetrics,
-    meter_provider: SdkMeterProvider,
-    buffer: Arc<SpanBuffer>,
-    /// One per export loop.
-    cmd_txs: Vec<tmpsc::UnboundedSender<ExportCmd>>,
-    stats: Arc<Counters>,
-    tick: Duration,
-}
-
-impl Worker {
-    fn run(mut self, rx: Receiver<Msg>, runtime: tokio::runtime::Runtime) {
-        let mut fx = Effects::default();
-        let mut pending: Vec<SpanData> = Vec::new();
-        let mut last_idle_check = Instant::now();
-        let mut empty_polls = 0u32;
-        let mut now = Instant::now();
-        let mut since_clock = 0u32;
-        let shutdown = loop {
-            let msg = match rx.try_recv() {
-                Ok(m) => {
-                    empty_polls = 0;
-                    Some(m)
-                }
-                Err(mpsc::TryRecvError::Empty) => {
-                    // Queue drained: hand spans over before sleeping.
-                    self.buffer.push(&mut pending, &self.stats);
-                    now = Instant::now();
-                    empty_polls = empty_polls.saturating_add(1);
-                    if empty_polls < BUSY_POLLS {
-                        // Still busy: nap without parking, so that senders
-                        // never pay for a wake-up (a futex syscall on the
-                        // caller's thread per event otherwise).
-                        thread::sleep(BUSY_NAP);
-                        None
-                    } else {
-                        let got = rx.recv_timeout(self.tick);
-                        now = Instant::now();
-                        match got {
-                            Ok(m) => {
-                                empty_polls = 0;
-                                Some(m)
-                            }
-                            Err(RecvTimeoutError::Timeout) => None,
-                            Err(RecvTimeoutError::Disconnected) => break None,
-                        }
-                    }
-                }
-                Err(mpsc::TryRecvError::Disconnected) => break None,
-            };
-            match msg {
-                Some(Msg::Event(ev)) => {
-                    self.stats.events_processed.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.record(&ev);
-                    // Run idleness needs no better than ~1 ms resolution:
-                    // read the clock once per 64 events.
-                    since_clock += 1;
-                    if since_clock >= 64 {
-                        since_clock = 0;
-                        now = Instant::now();
-                    }
-                    self.mapper.on_event(&ev, now, &mut fx);
-                }
-                Some(Msg::EndRun(id)) => {
-                    self.mapper.end_run(&id, &mut fx);
-                }
-                Some(Msg::Flush { spans, metrics }) => {
-                    self.apply(&mut fx, &mut pending);
-                    self.buffer.push(&mut pending, &self.stats);
-                    let replies = self.broadcast(ExportCmd::Flush);
-                    on_helper(move || all_of(replies), spans);
-                    let mp = self.meter_provider.clone();
-                    on_helper(move || metric_result(mp.force_flush()), metrics);
-                }
-                Some(Msg::Shutdown { deadline, reply }) => break Some((deadline, reply)),
-                None => {}
-            }
-            self.apply(&mut fx, &mut pending);
-            if now.duration_since(last_idle_check) >= self.tick {
-                last_idle_check = now;
-                self.mapper.end_idle(now, &mut fx);
-                self.apply(&mut fx, &mut pending);
-            }
-            if pending.len() >= 256 {
-                self.buffer.push(&mut pending, &self.stats);
-            }
-        };
-
-        // Shutdown, explicit or because every handle was dropped.
-        let (deadline, reply) = match shutdown {
-            Some((d, r)) => (d, Some(r)),
-            None => (Instant::now() + Duration::from_secs(5), None),
-        };
-        // Events queued before the shutdown message were already handled in
-        // order; anything racing in after it is counted, not lost silently.
-        while let Ok(m) = rx.try_recv() {
-            if let Msg::Event(_) = m {
-                self.stats
-                    .events_after_shutdown
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.mapper.end_all(&mut fx);
-        self.apply(&mut fx, &mut pending);
-        self.buffer.push(&mut pending, &self.stats);
-
-        // Spans first, then the final metric export, so that the last
-        // self-metrics count every span exported or dropped.
-        let replies = self.broadcast(|r| ExportCmd::Shutdown(deadline, r));
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let spans = replies
-            .iter()
-            .map(|rx| wait(rx, deadline, timeout))
-            .fold(Ok(()), Result::and);
-        self.stats.warn_lost_at_shutdown();
-        let (mtx, mrx) = mpsc::channel();
-        let mp = self.meter_provider.clone();
-        on_helper(move || metric_result(mp.shutdown()), mtx);
-        let metrics = wait(&mrx, deadline, timeout);
-        let result = spans.and(metrics);
-        self.stats.shutdown_summary();
-        if let Some(reply) = reply {
-            let _ = reply.send(result);
-        }
-        // Never blocks: a metric export still stuck on a dead collector
-        // fails on its own time instead of holding this thread.
-        runtime.shutdown_background();
-    }
-
-    /// Send a command to every export loop; one reply receiver each.
-    fn broadcast(&self, cmd: impl Fn(Reply) -> ExportCmd) -> Vec<Receiver<Result<(), FlushError>>> {
-        self.cmd_txs
-            .iter()
-            .map(|tx| {
-                let (rtx, rrx) = mpsc::channel();
-                let _ = tx.send(cmd(rtx));
-                rrx
-            })
-            .collect()
-    }
-
-    /// Feed what the mapping produced to the metrics and the span queue.
-    fn apply(&mut self, fx: &mut Effects, pending: &mut Vec<SpanData>) {
-        for (node, delta) in fx.active.drain(..) {
-            self.metrics.active(&node, delta);
-        }
-        if !fx.spans.is_empty() {
-            self.stats
-                .spans_created
-                .fetch_add(fx.spans.len() as u64, Ordering::Relaxed);
-            pending.append(&mut fx.spans);
-        }
-    }
-}
-
-/// OTLP export requests in flight at once.
-const OTLP_EXPORTS_IN_FLIGHT: usize = 4;
-
-#[derive(Clone)]
-struct ExportLoop {
-    buffer: Arc<SpanBuffer>,
-    stats: Arc<Counters>,
-    delay: Duration,
-    request_timeout: Duration,
-}
-
-impl ExportLoop {
-    /// Export buffered spans in batches: when a batch is full, every
-    /// `delay`, and on flush. A failed batch goes back to the front of the
-    /// buffer and is retried with backoff, so an outage shorter than the
-    /// buffer loses nothing.
-    async fn run<E: SpanExporter>(
-        self,
-        exporter: E,
-        mut cmds: tmpsc::UnboundedReceiver<ExportCmd>,
-        retry: bool,
-    ) {
-        let mut backoff = Duration::ZERO;
-        loop {
-            let wait = if backoff.is_zero() {
-                self.delay
-            } else {
-                backoff
-            };
-            let cmd = tokio::select! {
-                c = cmds.recv() => match c {
-                    Some(c) => Some(c),
-                    None => return,
-                },
-                _ = self.buffer.ready.notified(), if backoff.is_zero() => None,
-                _ = tokio::time::sleep(wait) => None,
-            };
-            match cmd {
-                None => {
-                    backoff = match self.drain(&exporter, retry, None).await {
-                        Ok(()) => Duration::ZERO,
-                        Err(_) => {
-                            (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(5))
-                        }
-                    };
-                }
-                Some(ExportCmd::Flush(reply)) => {
-                    let r = self.drain(&exporter, retry, None).await;
-                    if r.is_ok() {
-                        backoff = Duration::ZERO;
-                    }
-                    let _ = reply.send(r);
-                }
-                Some(ExportCmd::Shutdown(deadline, reply)) => {
-                    let mut r = self.drain(&exporter, retry, Some(deadline)).await;
-                    // Keep retrying a failing collector until the deadline.
-                    while r.is_err() && Instant::now() + Duration::from_millis(200) < deadline {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        r = self.drain(&exporter, retry, Some(deadline)).await;
-                    }
-                    let left = {
-                        let mut q = lock(&self.buffer.queue);
-                        let n = q.len();
-                        q.clear();
-                        n
-                    };
-                    if left > 0 {
-                        self.stats.add_spans_lost_at_shutdown(left as u64);
-                    }
-                    let _ = exporter
-                        .shutdown_with_timeout(deadline.saturating_duration_since(Instant::now()));
-                    let _ = reply.send(r);
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn drain<E: SpanExporter>(
-        &self,
-        exporter: &E,
-        retry: bool,
-        deadline: Option<Instant>,
-    ) -> Result<(), FlushError> {
-        loop {
-            let batch = self.buffer.take_batch();
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let n = batch.len() as u64;
-            let copy = retry.then(|| batch.clone());
-            let limit = match deadline {
-                Some(d) => self
-                    .request_timeout
-                    .min(d.saturating_duration_since(Instant::now())),
-                None => self.request_timeout,
-            };
-            let error = match tokio::time::timeout(limit, exporter.export(batch)).await {
-                Ok(Ok(())) => {
-                    self.stats.spans_exported.fetch_add(n, Ordering::Relaxed);
-                    continue;
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("export request timed out after {limit:?}"),
-            };
-            self.stats.add_export_failure(&error);
-            match copy {
-                Some(c) => self.buffer.requeue(c, &self.stats),
-                None => self.stats.add_spans_dropped(n),
-            }
-            return Err(FlushError::Export(error));
-        }
-    }
 }

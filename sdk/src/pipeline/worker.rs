@@ -1,0 +1,184 @@
+//! The mapping thread: takes events off the queue, maps them to spans and
+//! metric updates, hands spans to the buffer, and runs flush and shutdown.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SpanData;
+use tokio::sync::mpsc as tmpsc;
+
+use super::buffer::SpanBuffer;
+use super::export_loop::ExportCmd;
+use super::{all_of, metric_result, on_helper, wait, Msg, Reply};
+use crate::error::FlushError;
+use crate::metrics::FlowMetrics;
+use crate::spans::{Effects, SpanMapper};
+use crate::stats::Counters;
+
+/// After the queue runs dry, the mapping thread naps `BUSY_NAP` at a time
+/// for up to `BUSY_POLLS` naps (50 ms) before it parks on the queue.
+pub(super) const BUSY_POLLS: u32 = 250;
+pub(super) const BUSY_NAP: Duration = Duration::from_micros(200);
+
+pub(super) struct Worker {
+    pub(super) mapper: SpanMapper,
+    pub(super) metrics: FlowMetrics,
+    pub(super) meter_provider: SdkMeterProvider,
+    pub(super) buffer: Arc<SpanBuffer>,
+    /// One per export loop.
+    pub(super) cmd_txs: Vec<tmpsc::UnboundedSender<ExportCmd>>,
+    pub(super) stats: Arc<Counters>,
+    pub(super) tick: Duration,
+}
+
+impl Worker {
+    pub(super) fn run(mut self, rx: Receiver<Msg>, runtime: tokio::runtime::Runtime) {
+        let mut fx = Effects::default();
+        let mut pending: Vec<SpanData> = Vec::new();
+        let mut last_idle_check = Instant::now();
+        let mut empty_polls = 0u32;
+        let mut now = Instant::now();
+        let mut since_clock = 0u32;
+        let shutdown = loop {
+            let msg = match rx.try_recv() {
+                Ok(m) => {
+                    empty_polls = 0;
+                    Some(m)
+                }
+                Err(mpsc::TryRecvError::Empty) => {
+                    // Queue drained: hand spans over before sleeping.
+                    self.buffer.push(&mut pending, &self.stats);
+                    now = Instant::now();
+                    empty_polls = empty_polls.saturating_add(1);
+                    if empty_polls < BUSY_POLLS {
+                        // Still busy: nap without parking, so that senders
+                        // never pay for a wake-up (a futex syscall on the
+                        // caller's thread per event otherwise).
+                        thread::sleep(BUSY_NAP);
+                        None
+                    } else {
+                        let got = rx.recv_timeout(self.tick);
+                        now = Instant::now();
+                        match got {
+                            Ok(m) => {
+                                empty_polls = 0;
+                                Some(m)
+                            }
+                            Err(RecvTimeoutError::Timeout) => None,
+                            Err(RecvTimeoutError::Disconnected) => break None,
+                        }
+                    }
+                }
+                Err(mpsc::TryRecvError::Disconnected) => break None,
+            };
+            match msg {
+                Some(Msg::Event(ev)) => {
+                    self.stats.events_processed.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.record(&ev);
+                    // Run idleness needs no better than ~1 ms resolution:
+                    // read the clock once per 64 events.
+                    since_clock += 1;
+                    if since_clock >= 64 {
+                        since_clock = 0;
+                        now = Instant::now();
+                    }
+                    self.mapper.on_event(&ev, now, &mut fx);
+                }
+                Some(Msg::EndRun(id)) => {
+                    self.mapper.end_run(&id, &mut fx);
+                }
+                Some(Msg::Flush { spans, metrics }) => {
+                    self.apply(&mut fx, &mut pending);
+                    self.buffer.push(&mut pending, &self.stats);
+                    let replies = self.broadcast(ExportCmd::Flush);
+                    on_helper(move || all_of(replies), spans);
+                    let mp = self.meter_provider.clone();
+                    on_helper(move || metric_result(mp.force_flush()), metrics);
+                }
+                Some(Msg::Shutdown { deadline, reply }) => break Some((deadline, reply)),
+                None => {}
+            }
+            self.apply(&mut fx, &mut pending);
+            if now.duration_since(last_idle_check) >= self.tick {
+                last_idle_check = now;
+                self.mapper.end_idle(now, &mut fx);
+                self.apply(&mut fx, &mut pending);
+            }
+            if pending.len() >= 256 {
+                self.buffer.push(&mut pending, &self.stats);
+            }
+        };
+
+        // Shutdown, explicit or because every handle was dropped.
+        let (deadline, reply) = match shutdown {
+            Some((d, r)) => (d, Some(r)),
+            None => (Instant::now() + Duration::from_secs(5), None),
+        };
+        // Events queued before the shutdown message were already handled in
+        // order; anything racing in after it is counted, not lost silently.
+        while let Ok(m) = rx.try_recv() {
+            if let Msg::Event(_) = m {
+                self.stats
+                    .events_after_shutdown
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.mapper.end_all(&mut fx);
+        self.apply(&mut fx, &mut pending);
+        self.buffer.push(&mut pending, &self.stats);
+
+        // Spans first, then the final metric export, so that the last
+        // self-metrics count every span exported or dropped.
+        let replies = self.broadcast(|r| ExportCmd::Shutdown(deadline, r));
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let spans = replies
+            .iter()
+            .map(|rx| wait(rx, deadline, timeout))
+            .fold(Ok(()), Result::and);
+        self.stats.warn_lost_at_shutdown();
+        let (mtx, mrx) = mpsc::channel();
+        let mp = self.meter_provider.clone();
+        on_helper(move || metric_result(mp.shutdown()), mtx);
+        let metrics = wait(&mrx, deadline, timeout);
+        let result = spans.and(metrics);
+        self.stats.shutdown_summary();
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+        // Never blocks: a metric export still stuck on a dead collector
+        // fails on its own time instead of holding this thread.
+        runtime.shutdown_background();
+    }
+
+    /// Send a command to every export loop; one reply receiver each.
+    pub(super) fn broadcast(
+        &self,
+        cmd: impl Fn(Reply) -> ExportCmd,
+    ) -> Vec<Receiver<Result<(), FlushError>>> {
+        self.cmd_txs
+            .iter()
+            .map(|tx| {
+                let (rtx, rrx) = mpsc::channel();
+                let _ = tx.send(cmd(rtx));
+                rrx
+            })
+            .collect()
+    }
+
+    /// Feed what the mapping produced to the metrics and the span queue.
+    pub(super) fn apply(&mut self, fx: &mut Effects, pending: &mut Vec<SpanData>) {
+        for (node, delta) in fx.active.drain(..) {
+            self.metrics.active(&node, delta);
+        }
+        if !fx.spans.is_empty() {
+            self.stats
+                .spans_created
+                .fetch_add(fx.spans.len() as u64, Ordering::Relaxed);
+            pending.append(&mut fx.spans);
+        }
+    }
+}
