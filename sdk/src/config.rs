@@ -73,7 +73,11 @@ pub(crate) struct Config {
     pub(crate) max_export_batch: usize,
     pub(crate) span_schedule_delay: Duration,
     pub(crate) run_idle_timeout: Duration,
+    pub(crate) max_attempt_age: Duration,
     pub(crate) max_open_runs: usize,
+    pub(crate) state_budget: usize,
+    pub(crate) partial_runs: bool,
+    pub(crate) max_series: usize,
     pub(crate) max_root_events: usize,
     pub(crate) cardinality_limit: usize,
     pub(crate) tenant_metrics: bool,
@@ -100,7 +104,11 @@ impl Default for Config {
             max_export_batch: 2048,
             span_schedule_delay: Duration::from_millis(500),
             run_idle_timeout: Duration::from_secs(30),
+            max_attempt_age: Duration::from_secs(3600),
             max_open_runs: 10_000,
+            state_budget: 100_000,
+            partial_runs: false,
+            max_series: 2_000,
             max_root_events: 256,
             cardinality_limit: 1_000,
             tenant_metrics: false,
@@ -259,6 +267,21 @@ impl Config {
             .clone()
             .unwrap_or_else(|| flowtel_semconv::span::DEFAULT_FLOW_NAME.to_string())
     }
+
+    /// The settings the span mapping reads, and only those.
+    pub(crate) fn mapping(&self) -> crate::mapping::MappingConfig {
+        crate::mapping::MappingConfig {
+            flow_name: self.flow_name(),
+            run_idle_timeout: self.run_idle_timeout,
+            max_attempt_age: self.max_attempt_age,
+            max_open_runs: self.max_open_runs,
+            state_budget: self.state_budget,
+            max_root_events: self.max_root_events,
+            max_attr_len: self.max_attribute_len,
+            span_extra_keys: self.span_extra_keys.clone(),
+            partial_runs: self.partial_runs,
+        }
+    }
 }
 
 /// Builds a [`Flowtel`](crate::Flowtel) pipeline.
@@ -406,9 +429,49 @@ impl FlowtelBuilder {
     }
 
     /// Open runs tracked at once (default 10 000); the least recently active
-    /// run is ended early when a new one would exceed this.
+    /// runs are ended early (a tenth at a time) when a new one would exceed
+    /// this, and counted in `flowtel.sdk.state.shed`.
     pub fn with_max_open_runs(mut self, runs: usize) -> Self {
         self.config.max_open_runs = runs.max(1);
+        self
+    }
+
+    /// How long an attempt may stay open (started, no terminal event) before
+    /// it is given up: exported as `incomplete` and counted in
+    /// `flowtel.sdk.state.shed` (default 1 h). A run with an attempt open
+    /// younger than this is never ended for being idle, so a node that
+    /// runs for minutes keeps its run whole.
+    pub fn with_max_attempt_age(mut self, age: Duration) -> Self {
+        self.config.max_attempt_age = age;
+        self
+    }
+
+    /// One budget over all the mapping's state (default 100 000 units: each
+    /// open run, each node of a run and each open attempt is one unit, about
+    /// 200 bytes). Beyond it the least recently active runs are ended early
+    /// and counted in `flowtel.sdk.state.shed`.
+    pub fn with_state_budget(mut self, units: usize) -> Self {
+        self.config.state_budget = units.max(16);
+        self
+    }
+
+    /// This pipeline sees only part of its runs (one of several processes
+    /// or bridges fed by one flow): instead of each run's root span it
+    /// exports a *partial run span*, with an id of its own, as a child of
+    /// the root, holding the run events it saw. Exactly one pipeline per run
+    /// should keep the default (`false`) and own the root; see the crate docs.
+    pub fn with_partial_runs(mut self, enabled: bool) -> Self {
+        self.config.partial_runs = enabled;
+        self
+    }
+
+    /// Distinct attribute sets (series) each flowtel metric may have
+    /// (default 2 000, the OTel SDK's default). Further sets are recorded
+    /// under `otel.metric.overflow=true` and counted in
+    /// `flowtel.sdk.cardinality.overflow`; the SDK's own limit is sized
+    /// above this so that it never overflows silently.
+    pub fn with_max_series_per_metric(mut self, series: usize) -> Self {
+        self.config.max_series = series.max(1);
         self
     }
 

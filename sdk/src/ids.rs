@@ -83,16 +83,47 @@ pub(crate) fn root_span_id(trace: TraceId) -> SpanId {
     span_id(&[b"root", &trace.to_bytes()])
 }
 
-/// The span id of the `seq`-th invocation of (`node`, `attempt`) in a run.
-/// `seq` is 0 unless the same node runs the same attempt number several
-/// times in one trace (fan-out, loops).
-pub(crate) fn attempt_span_id(trace: TraceId, node: &str, attempt: u32, seq: u32) -> SpanId {
+/// The span id of the attempt of `node` numbered `attempt` that ended at
+/// `end_ns` (unix nanoseconds). Derived from the terminal event's own
+/// identity, so any process that sees that event gives its span the same id,
+/// and two invocations of one attempt number (fan-out, loops) get two ids.
+pub(crate) fn attempt_span_id(trace: TraceId, node: &str, attempt: u32, end_ns: u128) -> SpanId {
     span_id(&[
         b"attempt",
         &trace.to_bytes(),
         node.as_bytes(),
         &attempt.to_be_bytes(),
-        &seq.to_be_bytes(),
+        &end_ns.to_be_bytes(),
+    ])
+}
+
+/// The span id of an attempt exported while still open (its run ended
+/// first): derived from its start, never equal to the id its terminal event
+/// gives it, so a process that later sees the end exports a second span
+/// rather than a second version of this one.
+pub(crate) fn open_attempt_span_id(
+    trace: TraceId,
+    node: &str,
+    attempt: u32,
+    start_ns: u128,
+) -> SpanId {
+    span_id(&[
+        b"open",
+        &trace.to_bytes(),
+        node.as_bytes(),
+        &attempt.to_be_bytes(),
+        &start_ns.to_be_bytes(),
+    ])
+}
+
+/// The span id of the `n`-th partial run span that the pipeline `instance`
+/// exports for a run (see `with_partial_runs`).
+pub(crate) fn partial_span_id(trace: TraceId, instance: u64, n: u32) -> SpanId {
+    span_id(&[
+        b"partial",
+        &trace.to_bytes(),
+        &instance.to_be_bytes(),
+        &n.to_be_bytes(),
     ])
 }
 
@@ -140,7 +171,10 @@ mod tests {
         assert_ne!(base, attempt_span_id(t, "n", 1, 0));
         assert_ne!(base, attempt_span_id(t, "n", 0, 1));
         assert_ne!(base, attempt_span_id(t, "m", 0, 0));
+        assert_ne!(base, open_attempt_span_id(t, "n", 0, 0));
         assert_ne!(base, root_span_id(t));
+        assert_ne!(partial_span_id(t, 1, 0), partial_span_id(t, 2, 0));
+        assert_ne!(partial_span_id(t, 1, 0), partial_span_id(t, 1, 1));
         assert_eq!(fnv64(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
     }
 }

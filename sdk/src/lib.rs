@@ -64,7 +64,7 @@ mod ids;
 mod metrics;
 mod parse;
 mod pipeline;
-mod spans;
+mod mapping;
 mod stats;
 
 pub use attempt::Attempt;

@@ -7,6 +7,7 @@
 //! full, new values are recorded as `_overflow`, counted, and warned about once.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::hash::Hasher as _;
 use std::sync::{Arc, Mutex};
 
 use flowtel_semconv::{attr, event, metric, outcome, reason, unit, OVERFLOW_VALUE};
@@ -65,6 +66,53 @@ impl Bounded {
     }
 }
 
+/// The series (attribute sets) one instrument has used, bounded: past the
+/// limit, new sets are recorded under the overflow set and counted, so
+/// that flowtel, not the OTel SDK, decides what overflows, and says so.
+struct SeriesGuard {
+    name: &'static str,
+    limit: usize,
+    seen: std::collections::HashSet<u64, std::hash::BuildHasherDefault<crate::ids::Fnv>>,
+}
+
+impl SeriesGuard {
+    fn new(name: &'static str, limit: usize) -> Self {
+        SeriesGuard {
+            name,
+            limit,
+            seen: Default::default(),
+        }
+    }
+
+    /// Whether the series `key` (a hash of the attribute slots) may be
+    /// recorded as it is.
+    fn admit(&mut self, key: u64) -> bool {
+        if self.seen.contains(&key) {
+            return true;
+        }
+        if self.seen.len() < self.limit {
+            self.seen.insert(key);
+            return true;
+        }
+        false
+    }
+}
+
+/// The attribute set recorded for series beyond the limit (the OTel SDK's
+/// own convention for its overflow series).
+fn overflow_set() -> [KeyValue; 1] {
+    [KeyValue::new("otel.metric.overflow", true)]
+}
+
+/// A series key from attribute slots (FNV-1a over their indices).
+fn series_key(parts: &[usize]) -> u64 {
+    let mut h = crate::ids::Fnv::default();
+    for p in parts {
+        h.write_usize(*p);
+    }
+    h.finish()
+}
+
 /// Last seen queue depths and trace in-flight count of one node, reported
 /// by observable gauges at collection time: a plain store per event instead
 /// of four instrument updates.
@@ -92,6 +140,10 @@ pub(crate) struct FlowMetrics {
     error_types: Bounded,
     tenants: Option<Bounded>,
     extras: Vec<(String, Bounded)>,
+    events_series: SeriesGuard,
+    duration_series: SeriesGuard,
+    retry_series: SeriesGuard,
+    failure_series: SeriesGuard,
     /// Reused attribute list, so recording allocates nothing once warm.
     scratch: Vec<KeyValue>,
     stats: Arc<Counters>,
@@ -144,6 +196,10 @@ impl FlowMetrics {
                 .filter(|k| !is_forbidden_extra(k))
                 .map(|k| (k.clone(), Bounded::new(Key::new(k.clone()), limit)))
                 .collect(),
+            events_series: SeriesGuard::new(metric::EVENTS, config.max_series),
+            duration_series: SeriesGuard::new(metric::NODE_DURATION, config.max_series),
+            retry_series: SeriesGuard::new(metric::RETRY_DELAY, config.max_series),
+            failure_series: SeriesGuard::new(metric::NODE_FAILURES, config.max_series),
             scratch: Vec::with_capacity(8),
             stats,
         }
@@ -172,61 +228,91 @@ impl FlowMetrics {
         }
     }
 
-    /// Update every instrument the event concerns.
+    /// Update every instrument the event concerns. The caller skips events
+    /// the span mapping found to be duplicates, so that the metrics count
+    /// exactly what the spans show.
     pub(crate) fn record(&mut self, ev: &FlowEvent) {
         let (overflow, stats) = (&self.overflow, &*self.stats);
         let mut attrs = std::mem::take(&mut self.scratch);
         attrs.clear();
+        // The series key of the shared dimensions: every opt-in dimension
+        // writes its slot, or a marker when the event lacks it.
+        let mut common = crate::ids::Fnv::default();
         // Opt-in dimensions shared by every instrument of this event.
-        if let (Some(b), Some(t)) = (
-            self.tenants.as_mut(),
-            ev.extra.get("tenant").and_then(Json::as_str),
-        ) {
-            attrs.push(Self::resolve(b, t, overflow, stats).1);
+        if let Some(b) = self.tenants.as_mut() {
+            let slot = match ev.extra.get("tenant").and_then(Json::as_str) {
+                Some(t) => {
+                    let (slot, kv) = Self::resolve(b, t, overflow, stats);
+                    attrs.push(kv);
+                    slot
+                }
+                None => usize::MAX,
+            };
+            common.write_usize(slot);
         }
         for (key, b) in &mut self.extras {
             let scalar = match ev.extra.get(key) {
                 Some(Json::String(s)) => Some(s.clone()),
                 Some(Json::Bool(v)) => Some(v.to_string()),
-                Some(Json::Number(n)) => Some(n.to_string()),
+                Some(Json::Number(num)) => Some(num.to_string()),
                 _ => None,
             };
-            if let Some(v) = scalar {
-                attrs.push(Self::resolve(b, &v, overflow, stats).1);
-            }
+            let slot = match scalar {
+                Some(v) => {
+                    let (slot, kv) = Self::resolve(b, &v, overflow, stats);
+                    attrs.push(kv);
+                    slot
+                }
+                None => usize::MAX,
+            };
+            common.write_usize(slot);
         }
-        let common = attrs.len();
+        let common_len = attrs.len();
+        let common_key = common.finish();
 
-        let (_, event_type) = Self::resolve(&mut self.event_types, &ev.event_type, overflow, stats);
+        let (type_slot, event_type) =
+            Self::resolve(&mut self.event_types, &ev.event_type, overflow, stats);
         let node = ev
             .node_name
             .as_deref()
-            .map(|n| Self::resolve(&mut self.nodes, n, overflow, stats));
+            .map(|name| Self::resolve(&mut self.nodes, name, overflow, stats));
+        let node_slot = node.as_ref().map_or(usize::MAX, |(s, _)| *s);
         attrs.push(event_type);
-        if let Some((_, n)) = &node {
-            attrs.push(n.clone());
+        if let Some((_, kv)) = &node {
+            attrs.push(kv.clone());
         }
-        self.events.add(1, &attrs);
-        attrs.truncate(common);
+        let key = series_key(&[common_key as usize, 1, type_slot, node_slot]);
+        add_series(&mut self.events_series, key, &attrs, stats, overflow, |a| {
+            self.events.add(1, a)
+        });
+        attrs.truncate(common_len);
 
         if let Some((slot, node_kv)) = node {
             attrs.push(node_kv.clone());
             match ev.event_type.as_str() {
                 event::NODE_SUCCESS | event::NODE_ERROR | event::NODE_TIMEOUT => {
                     if let Some(ms) = ev.latency_ms {
-                        let out = match ev.event_type.as_str() {
-                            event::NODE_SUCCESS => outcome::SUCCESS,
-                            event::NODE_ERROR => outcome::ERROR,
-                            _ => outcome::TIMEOUT,
+                        let (out, out_slot) = match ev.event_type.as_str() {
+                            event::NODE_SUCCESS => (outcome::SUCCESS, 0),
+                            event::NODE_ERROR => (outcome::ERROR, 1),
+                            _ => (outcome::TIMEOUT, 2),
                         };
                         attrs.push(KeyValue::new(attr::NODE_OUTCOME, out));
-                        self.duration.record(ms / 1000.0, &attrs);
+                        let key = series_key(&[common_key as usize, 2, slot, out_slot]);
+                        let h = &self.duration;
+                        add_series(&mut self.duration_series, key, &attrs, stats, overflow, |a| {
+                            h.record(ms / 1000.0, a)
+                        });
                     }
                 }
                 event::NODE_RETRY => {
                     if let Some(s) = ev.extra.get("sleep_s").and_then(Json::as_f64) {
                         if s.is_finite() && s >= 0.0 {
-                            self.retry_delay.record(s, &attrs);
+                            let key = series_key(&[common_key as usize, 3, slot]);
+                            let h = &self.retry_delay;
+                            add_series(&mut self.retry_series, key, &attrs, stats, overflow, |a| {
+                                h.record(s, a)
+                            });
                         }
                     }
                 }
@@ -237,9 +323,14 @@ impl FlowMetrics {
                         .and_then(|f| f.get("code"))
                         .and_then(Json::as_str)
                         .unwrap_or("NODE_FAILED");
-                    let (_, et) = Self::resolve(&mut self.error_types, code, overflow, stats);
+                    let (code_slot, et) =
+                        Self::resolve(&mut self.error_types, code, overflow, stats);
                     attrs.push(et);
-                    self.failures.add(1, &attrs);
+                    let key = series_key(&[common_key as usize, 4, slot, code_slot]);
+                    let c = &self.failures;
+                    add_series(&mut self.failure_series, key, &attrs, stats, overflow, |a| {
+                        c.add(1, a)
+                    });
                 }
                 _ => {}
             }
@@ -252,12 +343,43 @@ impl FlowMetrics {
         self.scratch = attrs;
     }
 
-    /// Apply a change of attempts in flight reported by the span mapping.
+    /// Apply a change of attempts in flight reported by the span mapping
+    /// (`node` is the node's metric name: its name or `_unknown`).
     pub(crate) fn active(&mut self, node: &str, delta: i64) {
         let (slot, kv) = Self::resolve(&mut self.nodes, node, &self.overflow, &self.stats);
         let mut table = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
         node_entry(&mut table, slot, kv).active += delta;
     }
+}
+
+/// Record through `f` with `attrs` if the series is admitted, else under
+/// the overflow set, counted.
+fn add_series(
+    guard: &mut SeriesGuard,
+    key: u64,
+    attrs: &[KeyValue],
+    stats: &Counters,
+    overflow: &Counter<u64>,
+    f: impl FnOnce(&[KeyValue]),
+) {
+    if guard.admit(key) {
+        f(attrs);
+    } else {
+        stats.add_overflow(guard.name, guard.limit);
+        overflow.add(
+            1,
+            &[KeyValue::new(attr::OVERFLOW_ATTRIBUTE, guard.name.to_string())],
+        );
+        f(&overflow_set());
+    }
+}
+
+/// The OTel SDK's cardinality limit for every flowtel instrument: above
+/// anything flowtel lets through (its series limit plus the overflow set;
+/// for the node gauges, two directions per node value including
+/// `_overflow` and `_unknown`), so that the SDK never overflows silently.
+pub(crate) fn sdk_cardinality_limit(config: &Config) -> usize {
+    (config.max_series + 1).max(2 * (config.cardinality_limit + 2)) + 16
 }
 
 fn node_entry(table: &mut Vec<NodeGauges>, slot: usize, node: KeyValue) -> &mut NodeGauges {
@@ -379,6 +501,21 @@ fn register_self_metrics(meter: &Meter, stats: &Arc<Counters>) {
             o.observe(
                 s.root_events_dropped.load(Relaxed),
                 &[KeyValue::new(attr::DROP_REASON, reason::EVENT_LIMIT)],
+            );
+        })
+        .build();
+    let s = stats.clone();
+    meter
+        .u64_observable_counter(metric::SDK_STATE_SHED)
+        .with_description("Mapping state shed to stay within its budget, by reason")
+        .with_callback(move |o| {
+            o.observe(
+                s.runs_shed.load(Relaxed),
+                &[KeyValue::new(attr::DROP_REASON, reason::STATE_BUDGET)],
+            );
+            o.observe(
+                s.attempts_given_up.load(Relaxed),
+                &[KeyValue::new(attr::DROP_REASON, reason::STALE_ATTEMPT)],
             );
         })
         .build();

@@ -41,8 +41,19 @@ pub struct Stats {
     pub metric_points_exported: u64,
     /// Root span events beyond the per-run limit.
     pub root_events_dropped: u64,
-    /// Metric attribute values replaced by `_overflow`.
+    /// Metric attribute values replaced by `_overflow`, and metric series
+    /// recorded under the overflow set.
     pub cardinality_overflows: u64,
+    /// `node_start` events that arrived after their attempt had ended
+    /// (out-of-order input): already covered by the attempt's span, they
+    /// open nothing.
+    pub events_late: u64,
+    /// Runs ended early to stay within the state budget or the open-run
+    /// limit.
+    pub runs_shed: u64,
+    /// Open attempts given up (older than `max_attempt_age`, or beyond the
+    /// per-node limit), exported as `incomplete`.
+    pub attempts_given_up: u64,
 }
 
 impl Stats {
@@ -67,11 +78,15 @@ pub(crate) struct Counters {
     pub(crate) metric_points_exported: AtomicU64,
     pub(crate) root_events_dropped: AtomicU64,
     pub(crate) cardinality_overflows: AtomicU64,
+    pub(crate) events_late: AtomicU64,
+    pub(crate) runs_shed: AtomicU64,
+    pub(crate) attempts_given_up: AtomicU64,
     lost_at_shutdown: AtomicU64,
     warned_queue_full: AtomicBool,
     warned_buffer_full: AtomicBool,
     warned_overflow: AtomicBool,
     warned_export: AtomicBool,
+    warned_shed: AtomicBool,
 }
 
 /// Warnings are printed once per kind, to standard error, so that a loss is
@@ -98,15 +113,33 @@ impl Counters {
             metric_points_exported: self.metric_points_exported.load(Relaxed),
             root_events_dropped: self.root_events_dropped.load(Relaxed),
             cardinality_overflows: self.cardinality_overflows.load(Relaxed),
+            events_late: self.events_late.load(Relaxed),
+            runs_shed: self.runs_shed.load(Relaxed),
+            attempts_given_up: self.attempts_given_up.load(Relaxed),
         }
     }
 
-    pub(crate) fn add_duplicate(&self) {
-        self.events_duplicate.fetch_add(1, Relaxed);
-    }
-
-    pub(crate) fn add_root_events_dropped(&self, n: u64) {
-        self.root_events_dropped.fetch_add(n, Relaxed);
+    /// Add what the mapping reported it dropped or shed.
+    pub(crate) fn add_mapping(&self, c: &crate::mapping::Counts) {
+        for (counter, n) in [
+            (&self.events_duplicate, c.duplicates),
+            (&self.events_late, c.late_starts),
+            (&self.root_events_dropped, c.root_events_dropped),
+            (&self.runs_shed, c.runs_shed),
+            (&self.attempts_given_up, c.stale_attempts),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        }
+        if c.runs_shed > 0 {
+            warn_once(
+                &self.warned_shed,
+                "mapping state budget or open-run limit reached: the least recently active runs \
+                 are ended early (counted in flowtel.sdk.state.shed); raise with_state_budget / \
+                 with_max_open_runs",
+            );
+        }
     }
 
     pub(crate) fn add_queue_full(&self) {

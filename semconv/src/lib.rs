@@ -25,6 +25,10 @@ pub mod attr {
     pub const RUN_ATTEMPTS: &str = "flow.run.attempts";
     /// Why the root span was ended: `idle`, `explicit`, `shutdown` or `evicted`.
     pub const RUN_END_REASON: &str = "flow.run.end_reason";
+    /// `true` on a partial run span: the part of a run one pipeline saw when
+    /// it is not the run's root owner, or events that arrived after this
+    /// pipeline had already exported the run's root.
+    pub const RUN_PARTIAL: &str = "flow.run.partial";
     /// Node name (node spans, span events, metric points). Bounded on metrics
     /// by the cardinality limit.
     pub const NODE_NAME: &str = "flow.node.name";
@@ -99,6 +103,10 @@ pub mod metric {
     /// Counter of metric attribute values replaced by the overflow value
     /// because the cardinality limit was reached, by `flowtel.attribute`.
     pub const SDK_CARDINALITY_OVERFLOW: &str = "flowtel.sdk.cardinality.overflow";
+    /// Mapping state shed to stay within its budget, by reason
+    /// (`state_budget`: runs ended early; `stale_attempt`: open attempts
+    /// given up).
+    pub const SDK_STATE_SHED: &str = "flowtel.sdk.state.shed";
 }
 
 /// UCUM units of the metrics above.
@@ -177,6 +185,13 @@ pub mod reason {
     pub const DUPLICATE: &str = "duplicate";
     /// Span events beyond the per-root limit.
     pub const EVENT_LIMIT: &str = "event_limit";
+    /// Runs ended early because the mapping state budget or the open-run
+    /// limit was reached (`flowtel.sdk.runs.shed`).
+    pub const STATE_BUDGET: &str = "state_budget";
+    /// Open attempts given up after `max_attempt_age` with no terminal event.
+    pub const STALE_ATTEMPT: &str = "stale_attempt";
+    /// A metric series beyond the per-metric series limit.
+    pub const SERIES_LIMIT: &str = "series_limit";
 }
 
 /// Span event names and fixed span names.
@@ -200,3 +215,7 @@ pub mod span {
 /// The value a bounded metric attribute takes once the cardinality limit is
 /// reached (mirrors the OTel SDK's `otel.metric.overflow` series).
 pub const OVERFLOW_VALUE: &str = "_overflow";
+
+/// The node name on metric points of events that carry only a node id
+/// (node ids are per-instance and never become metric attributes).
+pub const UNKNOWN_VALUE: &str = "_unknown";

@@ -34,7 +34,7 @@ use crate::export::{
     self, CallbackSpanExporter, ConsoleMetricExporter, ConsoleSpanExporter, MetricExport,
 };
 use crate::metrics::FlowMetrics;
-use crate::spans::SpanMapper;
+use crate::mapping::SpanMapper;
 use crate::stats::{Counters, Stats};
 
 mod buffer;
@@ -258,7 +258,15 @@ impl Flowtel {
         let resource = resource.build();
 
         let interval = config.metric_interval;
-        let meter_provider = SdkMeterProvider::builder().with_resource(resource.clone());
+        let sdk_limit = crate::metrics::sdk_cardinality_limit(&config);
+        let meter_provider = SdkMeterProvider::builder()
+            .with_resource(resource.clone())
+            .with_view(move |_: &opentelemetry_sdk::metrics::Instrument| {
+                opentelemetry_sdk::metrics::Stream::builder()
+                    .with_cardinality_limit(sdk_limit)
+                    .build()
+                    .ok()
+            });
         let handle = runtime.handle().clone();
         let meter_provider = match &target {
             Target::Otlp => {
@@ -330,7 +338,7 @@ impl Flowtel {
 
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
         let worker = Worker {
-            mapper: SpanMapper::new(&config, stats.clone()),
+            mapper: SpanMapper::new(config.mapping()),
             metrics: FlowMetrics::new(&meter, &config, stats.clone()),
             meter_provider,
             buffer,

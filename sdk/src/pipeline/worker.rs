@@ -16,7 +16,7 @@ use super::export_loop::ExportCmd;
 use super::{all_of, metric_result, on_helper, wait, Msg, Reply};
 use crate::error::FlushError;
 use crate::metrics::FlowMetrics;
-use crate::spans::{Effects, SpanMapper};
+use crate::mapping::{Counts, Effects, SpanMapper, Verdict};
 use crate::stats::Counters;
 
 /// After the queue runs dry, the mapping thread naps `BUSY_NAP` at a time
@@ -78,7 +78,6 @@ impl Worker {
             match msg {
                 Some(Msg::Event(ev)) => {
                     self.stats.events_processed.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.record(&ev);
                     // Run idleness needs no better than ~1 ms resolution:
                     // read the clock once per 64 events.
                     since_clock += 1;
@@ -86,7 +85,11 @@ impl Worker {
                         since_clock = 0;
                         now = Instant::now();
                     }
-                    self.mapper.on_event(&ev, now, &mut fx);
+                    // Metrics count what the span mapping decided: an
+                    // exact duplicate is counted in neither.
+                    if self.mapper.on_event(&ev, now, &mut fx) == Verdict::Mapped {
+                        self.metrics.record(&ev);
+                    }
                 }
                 Some(Msg::EndRun(id)) => {
                     self.mapper.end_run(&id, &mut fx);
@@ -171,6 +174,10 @@ impl Worker {
 
     /// Feed what the mapping produced to the metrics and the span queue.
     pub(super) fn apply(&mut self, fx: &mut Effects, pending: &mut Vec<SpanData>) {
+        if fx.counts != Counts::default() {
+            self.stats.add_mapping(&fx.counts);
+            fx.counts = Counts::default();
+        }
         for (node, delta) in fx.active.drain(..) {
             self.metrics.active(&node, delta);
         }

@@ -1,0 +1,263 @@
+//! Building `SpanData`: attempt spans, root spans and partial run spans, and
+//! the small conversions they need (timestamps, truncation, Python
+//! exception reprs). Pure functions of what the mapping decided.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use flowtel_semconv::{attr, event, outcome, span as sc};
+use opentelemetry::trace::{
+    Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue, Value};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+
+use super::state::{NodeState, RunMeta};
+
+/// Nanoseconds since the unix epoch, exact to the microsecond for the
+/// timestamps PenguiFlow writes (the fraction is taken apart from the seconds
+/// so that f64 rounding at 1.7e9 s does not eat it).
+pub(crate) fn ts_ns(ts: f64) -> u128 {
+    let secs = ts.trunc();
+    let nanos = ((ts - secs) * 1e9).round() as u128;
+    secs as u128 * 1_000_000_000 + nanos
+}
+
+pub(super) fn ms_to_ns(ms: f64) -> u128 {
+    (ms * 1e6).round() as u128
+}
+
+pub(super) fn to_time(ns: u128) -> SystemTime {
+    let d = Duration::new((ns / 1_000_000_000) as u64, (ns % 1_000_000_000) as u32);
+    UNIX_EPOCH.checked_add(d).unwrap_or(UNIX_EPOCH)
+}
+
+/// Cut a string to at most `max` bytes on a char boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}
+
+/// Split a Python exception repr (`ValueError('boom')`, `TimeoutError()`)
+/// into type and message.
+pub(crate) fn parse_exception(repr: &str) -> (String, String) {
+    if let Some(open) = repr.find('(') {
+        let name = &repr[..open];
+        if repr.ends_with(')')
+            && !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        {
+            let inner = &repr[open + 1..repr.len() - 1];
+            let msg = inner
+                .strip_prefix('\'')
+                .and_then(|s| s.strip_suffix('\''))
+                .or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+                .unwrap_or(inner);
+            return (name.to_string(), msg.to_string());
+        }
+    }
+    ("Exception".to_string(), repr.to_string())
+}
+
+pub(super) fn kv(key: &'static str, value: impl Into<Value>) -> KeyValue {
+    KeyValue::new(key, value)
+}
+
+/// The facts of one attempt's end, from its terminal event or from the run
+/// ending while it was open.
+pub(super) struct AttemptEnd<'a> {
+    /// The terminal event type, or `incomplete`.
+    pub(super) kind: &'a str,
+    /// Allow-listed `extra` values (`flow.extra.<key>`).
+    pub(super) extras: Vec<KeyValue>,
+    pub(super) attempt: u32,
+    pub(super) exception: Option<&'a str>,
+    pub(super) depth_in: u64,
+    pub(super) depth_out: u64,
+    pub(super) start: u128,
+    pub(super) end: u128,
+    /// The span's id: from the terminal event, or from the start of an
+    /// attempt exported while open.
+    pub(super) id: SpanId,
+}
+
+fn new_span(
+    scope: &InstrumentationScope,
+    (trace, id, parent): (TraceId, SpanId, SpanId),
+    name: String,
+    (start, end): (u128, u128),
+    attributes: Vec<KeyValue>,
+    events: SpanEvents,
+    status: Status,
+) -> SpanData {
+    SpanData {
+        span_context: SpanContext::new(
+            trace,
+            id,
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ),
+        parent_span_id: parent,
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: name.into(),
+        start_time: to_time(start),
+        end_time: to_time(end),
+        attributes,
+        dropped_attributes_count: 0,
+        events,
+        links: SpanLinks::default(),
+        status,
+        instrumentation_scope: scope.clone(),
+    }
+}
+
+/// One node attempt's span, a child of its run's root.
+pub(super) fn attempt_span(
+    scope: &InstrumentationScope,
+    max_attr_len: usize,
+    meta: &RunMeta,
+    node: &NodeState,
+    a: AttemptEnd<'_>,
+) -> SpanData {
+    let (out, error) = match a.kind {
+        event::NODE_SUCCESS => (outcome::SUCCESS, None),
+        event::NODE_ERROR => {
+            let (ty, msg) = a
+                .exception
+                .map(parse_exception)
+                .unwrap_or_else(|| ("Exception".into(), String::new()));
+            (outcome::ERROR, Some((ty.clone(), ty, msg)))
+        }
+        event::NODE_TIMEOUT => {
+            let (ty, msg) = a
+                .exception
+                .map(parse_exception)
+                .unwrap_or_else(|| ("TimeoutError".into(), String::new()));
+            (outcome::TIMEOUT, Some(("timeout".to_string(), ty, msg)))
+        }
+        event::NODE_TRACE_CANCELLED => (outcome::CANCELLED, None),
+        _ => (outcome::INCOMPLETE, None),
+    };
+    let mut attributes = Vec::with_capacity(10);
+    attributes.push(kv(attr::NODE_NAME, node.span_name.clone()));
+    if let Some(id) = &node.id {
+        attributes.push(kv(attr::NODE_ID, id.clone()));
+    }
+    attributes.push(kv(attr::NODE_ATTEMPT, i64::from(a.attempt)));
+    attributes.push(kv(attr::NODE_OUTCOME, out));
+    attributes.push(kv(attr::QUEUE_DEPTH_IN, a.depth_in as i64));
+    attributes.push(kv(attr::QUEUE_DEPTH_OUT, a.depth_out as i64));
+    if let Some(id) = &meta.run_id {
+        attributes.push(kv(attr::RUN_ID, id.clone()));
+    }
+    if let Some(t) = &meta.tenant {
+        attributes.push(kv(attr::TENANT, t.clone()));
+    }
+    attributes.extend(a.extras);
+    let mut events = SpanEvents::default();
+    let status = match error {
+        Some((error_type, exc_type, msg)) => {
+            let msg = truncate(&msg, max_attr_len);
+            events.events.push(Event::new(
+                sc::EXCEPTION_EVENT,
+                to_time(a.end),
+                vec![
+                    kv(attr::EXCEPTION_TYPE, exc_type),
+                    kv(attr::EXCEPTION_MESSAGE, msg.clone()),
+                ],
+                0,
+            ));
+            let description = if msg.is_empty() {
+                error_type.clone()
+            } else {
+                msg
+            };
+            attributes.push(kv(attr::ERROR_TYPE, error_type));
+            Status::error(description)
+        }
+        None => Status::Unset,
+    };
+    new_span(
+        scope,
+        (meta.trace, a.id, crate::ids::root_span_id(meta.trace)),
+        node.span_name.to_string(),
+        (a.start, a.end.max(a.start)),
+        attributes,
+        events,
+        status,
+    )
+}
+
+/// What a run span (root or partial) says about the run.
+pub(super) struct RunSummary<'a> {
+    pub(super) flow_name: &'a str,
+    pub(super) meta: &'a RunMeta,
+    pub(super) start: u128,
+    pub(super) end: u128,
+    pub(super) attempts: u64,
+    pub(super) cancelled: bool,
+    pub(super) failure: Option<&'a (String, String)>,
+    pub(super) end_reason: &'static str,
+    pub(super) events: Vec<Event>,
+    pub(super) dropped_events: u32,
+    /// `None` for the root; `Some(id)` for a partial run span, a child of
+    /// the root.
+    pub(super) partial: Option<SpanId>,
+}
+
+/// The run's root span, or a partial run span under it.
+pub(super) fn run_span(scope: &InstrumentationScope, r: RunSummary<'_>) -> SpanData {
+    let mut attributes = vec![
+        kv(attr::FLOW_NAME, r.flow_name.to_string()),
+        kv(attr::RUN_ATTEMPTS, r.attempts as i64),
+        kv(attr::RUN_CANCELLED, r.cancelled),
+        kv(attr::RUN_END_REASON, r.end_reason),
+    ];
+    if r.partial.is_some() {
+        attributes.push(kv(attr::RUN_PARTIAL, true));
+    }
+    if let Some(id) = &r.meta.run_id {
+        attributes.push(kv(attr::RUN_ID, id.clone()));
+    }
+    if let Some(t) = &r.meta.tenant {
+        attributes.push(kv(attr::TENANT, t.clone()));
+    }
+    let status = match r.failure {
+        Some((code, message)) => {
+            attributes.push(kv(attr::ERROR_TYPE, code.clone()));
+            Status::error(if message.is_empty() {
+                code.clone()
+            } else {
+                format!("{code}: {message}")
+            })
+        }
+        None => Status::Unset,
+    };
+    let mut events = SpanEvents::default();
+    events.events = r.events;
+    events.dropped_count = r.dropped_events;
+    let trace = r.meta.trace;
+    let root = crate::ids::root_span_id(trace);
+    let ids = match r.partial {
+        Some(id) => (trace, id, root),
+        None => (trace, root, SpanId::INVALID),
+    };
+    new_span(
+        scope,
+        ids,
+        r.flow_name.to_string(),
+        (r.start.min(r.end), r.end),
+        attributes,
+        events,
+        status,
+    )
+}

@@ -1,0 +1,694 @@
+//! Where FlowEvents become spans: the pure mapping core.
+//!
+//! One trace per run (the event's `trace_id`), one root span per run named
+//! after the flow, and one child span per node attempt. An attempt's span is
+//! built from its terminal event alone (`start = ts - latency_ms`), so a lost
+//! or never-logged `node_start` costs nothing. Run-level happenings (retries,
+//! terminal failures, cancellations, deadline skips, unknown event types)
+//! become span events on the root.
+//!
+//! The mapper knows nothing of queues, exporters or counters: it takes a
+//! [`MappingConfig`], and every call returns what it decided in
+//! [`Effects`]: the spans, the changes of attempts in flight per node, and
+//! what it dropped or shed, with the reason.
+//!
+//! ## When a run ends
+//!
+//! A run ends when no event of it has arrived for `run_idle_timeout` **and
+//! none of its attempts is still open** (a node calling an LLM for minutes
+//! keeps its run open), on [`Flowtel::end_run`](crate::Flowtel::end_run),
+//! at shutdown, or when it is shed to stay within the state budget (least
+//! recently active first). An attempt open for longer than
+//! `max_attempt_age` is given up: exported as `incomplete` and counted.
+//!
+//! ## Span ids, and runs seen by several processes
+//!
+//! Ids are derived, never random, so that any process that sees an event
+//! gives its span the same id:
+//! - an attempt's id comes from its terminal event (trace, node, attempt,
+//!   end time): an exact duplicate gets the same id and is dropped;
+//! - an attempt exported while still open gets an id from its start, which
+//!   its terminal event never produces, so "incomplete" and "success"
+//!   versions of one attempt never share an id;
+//! - the root's id comes from the trace id. Exactly one pipeline should own
+//!   a run's root: by default every pipeline does; one that sees only part
+//!   of its runs sets `with_partial_runs(true)` and exports, instead of the
+//!   root, a *partial run span* (its own id, a child of the root) holding
+//!   the run events it saw. A pipeline that already exported a run's root and
+//!   then sees more of that run does the same with the late run events.
+//!   No span id is ever exported twice with different content.
+
+mod build;
+mod state;
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flowtel_semconv::{attr, event, outcome, span as sc};
+use opentelemetry::trace::{Event, TraceId};
+use opentelemetry::{InstrumentationScope, Key, KeyValue, Value};
+use opentelemetry_sdk::trace::SpanData;
+use serde_json::Value as Json;
+
+pub(crate) use build::{parse_exception, truncate, ts_ns};
+use build::{attempt_span, kv, ms_to_ns, run_span, to_time, AttemptEnd, RunSummary};
+use state::{NodeState, OpenStart, Run, RunMeta};
+
+use crate::event::FlowEvent;
+use crate::ids::{self, FastMap};
+
+/// Distinct nodes tracked per run.
+const MAX_NODES_PER_RUN: usize = 4096;
+/// Open starts kept per node of a run; older ones are forgotten.
+const MAX_OPEN_PER_NODE: usize = 1024;
+
+/// What the mapping needs to know, and nothing else.
+#[derive(Clone, Debug)]
+pub(crate) struct MappingConfig {
+    pub(crate) flow_name: String,
+    pub(crate) run_idle_timeout: Duration,
+    pub(crate) max_attempt_age: Duration,
+    pub(crate) max_open_runs: usize,
+    pub(crate) state_budget: usize,
+    pub(crate) max_root_events: usize,
+    pub(crate) max_attr_len: usize,
+    pub(crate) span_extra_keys: Vec<String>,
+    pub(crate) partial_runs: bool,
+}
+
+/// What the mapping dropped or shed, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Exact duplicate terminal events (not mapped, not measured).
+    pub(crate) duplicates: u64,
+    /// `node_start`s that arrived after their attempt's end.
+    pub(crate) late_starts: u64,
+    /// Root span events beyond the per-run limit.
+    pub(crate) root_events_dropped: u64,
+    /// Runs ended early to stay within the state budget or open-run limit.
+    pub(crate) runs_shed: u64,
+    /// Open attempts given up after `max_attempt_age`, or forgotten beyond
+    /// the per-node limit.
+    pub(crate) stale_attempts: u64,
+}
+
+/// What mapping produced: spans, changes of the number of attempts in
+/// flight per node (by metric node name, never an id), and counts.
+#[derive(Default)]
+pub(crate) struct Effects {
+    pub(crate) spans: Vec<SpanData>,
+    pub(crate) active: Vec<(Arc<str>, i64)>,
+    pub(crate) counts: Counts,
+}
+
+/// The mapping's verdict on one event, for the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The event counts (spans and metrics).
+    Mapped,
+    /// An exact duplicate of an event already mapped: it must not be
+    /// counted again anywhere.
+    Duplicate,
+}
+
+#[derive(Clone, Copy)]
+enum EndReason {
+    Idle,
+    Explicit,
+    Shutdown,
+    Evicted,
+}
+
+impl EndReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Idle => "idle",
+            EndReason::Explicit => "explicit",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Evicted => "evicted",
+        }
+    }
+}
+
+fn node_key(ev: &FlowEvent) -> &str {
+    ev.node_id
+        .as_deref()
+        .or(ev.node_name.as_deref())
+        .unwrap_or("")
+}
+
+fn extra_str<'a>(ev: &'a FlowEvent, key: &str) -> Option<&'a str> {
+    ev.extra.get(key).and_then(Json::as_str)
+}
+
+fn extra_f64(ev: &FlowEvent, key: &str) -> Option<f64> {
+    ev.extra.get(key).and_then(Json::as_f64)
+}
+
+/// The allow-listed `extra` values of an event, as span attributes.
+fn extra_attrs(keys: &[(String, Key)], max_len: usize, ev: &FlowEvent) -> Vec<KeyValue> {
+    let mut out = Vec::new();
+    for (name, key) in keys {
+        let value: Option<Value> = match ev.extra.get(name) {
+            Some(Json::String(s)) => Some(truncate(s, max_len).into()),
+            Some(Json::Bool(b)) => Some((*b).into()),
+            Some(Json::Number(n)) => n
+                .as_i64()
+                .map(Value::from)
+                .or_else(|| n.as_f64().map(Value::from)),
+            _ => None,
+        };
+        if let Some(v) = value {
+            out.push(KeyValue::new(key.clone(), v));
+        }
+    }
+    out
+}
+
+fn is_terminal(kind: &str) -> bool {
+    matches!(
+        kind,
+        event::NODE_SUCCESS | event::NODE_ERROR | event::NODE_TIMEOUT
+    )
+}
+
+/// Turns FlowEvents into spans; one per pipeline, on its mapping thread.
+pub(crate) struct SpanMapper {
+    cfg: MappingConfig,
+    scope: InstrumentationScope,
+    runs: FastMap<TraceId, Run>,
+    /// Units of state held by all open runs (see [`Run::units`]).
+    units: usize,
+    /// Runs this pipeline has ended, with how many times: a run seen again
+    /// after its root went out gets a partial run span, never a second root.
+    closed: FastMap<TraceId, u32>,
+    closed_order: VecDeque<TraceId>,
+    /// Allow-listed `extra` keys and their span attribute keys.
+    span_extras: Vec<(String, Key)>,
+    /// Distinguishes this pipeline's partial run spans from other
+    /// pipelines'.
+    instance: u64,
+}
+
+impl SpanMapper {
+    pub(crate) fn new(cfg: MappingConfig) -> Self {
+        let span_extras = cfg
+            .span_extra_keys
+            .iter()
+            .filter(|k| crate::config::secret_word(k).is_none())
+            .map(|k| (k.clone(), Key::new(format!("{}{k}", attr::EXTRA_PREFIX))))
+            .collect();
+        SpanMapper {
+            cfg,
+            scope: InstrumentationScope::builder(sc::SCOPE)
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+            runs: FastMap::default(),
+            units: 0,
+            closed: FastMap::default(),
+            closed_order: VecDeque::new(),
+            span_extras,
+            instance: instance_id(),
+        }
+    }
+
+    /// Map one (validated) event.
+    pub(crate) fn on_event(&mut self, ev: &FlowEvent, now: Instant, fx: &mut Effects) -> Verdict {
+        let Some(run_str) = ev.trace_id.as_deref() else {
+            return Verdict::Mapped;
+        };
+        let (trace, kept) = ids::trace_id_for(run_str);
+        if !self.runs.contains_key(&trace) {
+            if self.runs.len() >= self.cfg.max_open_runs {
+                // A tenth at a time: one partial sort per many new runs.
+                self.shed(fx, (self.cfg.max_open_runs / 10).max(1));
+            }
+            let meta = RunMeta {
+                trace,
+                run_id: (!kept).then(|| Arc::from(truncate(run_str, self.cfg.max_attr_len))),
+                tenant: None,
+            };
+            self.runs.insert(trace, Run::new(meta, now));
+            self.units += 1;
+        }
+        let Some(run) = self.runs.get_mut(&trace) else {
+            return Verdict::Mapped;
+        };
+        let before = run.units();
+        let verdict = map_into_run(
+            run,
+            ev,
+            now,
+            Ctx {
+                scope: &self.scope,
+                cfg: &self.cfg,
+                span_extras: &self.span_extras,
+            },
+            fx,
+        );
+        let after = run.units();
+        self.units = self.units + after - before;
+        if self.units > self.cfg.state_budget {
+            self.shed_to_budget(fx);
+        }
+        verdict
+    }
+
+    /// End the run of `trace_id` now (explicit end). Returns false when no
+    /// such run is open.
+    pub(crate) fn end_run(&mut self, run: &str, fx: &mut Effects) -> bool {
+        let (trace, _) = ids::trace_id_for(run);
+        self.finish(trace, EndReason::Explicit, fx)
+    }
+
+    /// End every run idle for longer than the idle timeout and with no
+    /// attempt open; give up attempts open for longer than their age limit.
+    pub(crate) fn end_idle(&mut self, now: Instant, fx: &mut Effects) {
+        let idle: Vec<TraceId> = self
+            .runs
+            .values()
+            .filter(|r| now.duration_since(r.last_seen) >= self.cfg.run_idle_timeout)
+            .map(|r| r.meta.trace)
+            .collect();
+        for t in idle {
+            let Some(run) = self.runs.get_mut(&t) else {
+                continue;
+            };
+            if run.open_total > 0 {
+                let before = run.units();
+                give_up_stale(run, now, &self.scope, &self.cfg, fx);
+                self.units -= before - run.units();
+            }
+            if run.open_total == 0 {
+                self.finish(t, EndReason::Idle, fx);
+            }
+        }
+    }
+
+    /// End every open run (shutdown).
+    pub(crate) fn end_all(&mut self, fx: &mut Effects) {
+        let all: Vec<TraceId> = self.runs.keys().copied().collect();
+        for t in all {
+            self.finish(t, EndReason::Shutdown, fx);
+        }
+    }
+
+    /// Open runs and the state units they hold (for tests and stats).
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> (usize, usize) {
+        (self.runs.len(), self.units)
+    }
+
+    /// End the `n` least recently active runs.
+    fn shed(&mut self, fx: &mut Effects, n: usize) {
+        let mut by_age: Vec<(Instant, TraceId)> = self
+            .runs
+            .values()
+            .map(|r| (r.last_seen, r.meta.trace))
+            .collect();
+        let n = n.min(by_age.len());
+        if n == 0 {
+            return;
+        }
+        by_age.select_nth_unstable_by_key(n - 1, |(seen, _)| *seen);
+        for (_, t) in by_age.into_iter().take(n) {
+            if self.finish(t, EndReason::Evicted, fx) {
+                fx.counts.runs_shed += 1;
+            }
+        }
+    }
+
+    /// Over the state budget: shed the least recently active runs until
+    /// 90% of it is free of them (one sort for many events' worth of room).
+    fn shed_to_budget(&mut self, fx: &mut Effects) {
+        let target = self.cfg.state_budget / 10 * 9;
+        let mut by_age: Vec<(Instant, TraceId, usize)> = self
+            .runs
+            .values()
+            .map(|r| (r.last_seen, r.meta.trace, r.units()))
+            .collect();
+        by_age.sort_unstable_by_key(|(seen, _, _)| *seen);
+        let mut units = self.units;
+        for (_, t, u) in by_age {
+            if units <= target {
+                break;
+            }
+            units -= u;
+            if self.finish(t, EndReason::Evicted, fx) {
+                fx.counts.runs_shed += 1;
+            }
+        }
+    }
+
+    fn finish(&mut self, trace: TraceId, reason: EndReason, fx: &mut Effects) -> bool {
+        let Some(mut run) = self.runs.remove(&trace) else {
+            return false;
+        };
+        self.units -= run.units();
+        // Attempts that started and never ended: exported as incomplete,
+        // ending with the run, and no longer counted as active.
+        let run_end = run.end_ns;
+        for (key, node) in run.nodes.iter_mut() {
+            for s in std::mem::take(&mut node.open) {
+                let end = run_end.max(s.start_ns);
+                fx.spans
+                    .push(open_attempt_span(&self.scope, &self.cfg, &run.meta, key, node, &s, end));
+                fx.active.push((node.metric_name.clone(), -1));
+            }
+        }
+        let ends = self.closed.get(&trace).copied().unwrap_or(0);
+        let partial = self.cfg.partial_runs || ends > 0;
+        // A partial span carries what only this pipeline saw: worth one only
+        // when it has run events, or when partial spans are the mode.
+        if !partial || self.cfg.partial_runs || !run.events.is_empty() {
+            fx.counts.root_events_dropped += u64::from(run.dropped_events);
+            let summary = RunSummary {
+                flow_name: &self.cfg.flow_name,
+                meta: &run.meta,
+                start: run.start_ns,
+                end: run.end_ns,
+                attempts: run.attempts,
+                cancelled: run.cancelled,
+                failure: run.failure.as_ref(),
+                end_reason: reason.as_str(),
+                events: std::mem::take(&mut run.events),
+                dropped_events: run.dropped_events,
+                partial: partial.then(|| ids::partial_span_id(trace, self.instance, ends)),
+            };
+            fx.spans.push(run_span(&self.scope, summary));
+        }
+        if ends == 0 {
+            self.closed_order.push_back(trace);
+            if self.closed_order.len() > self.cfg.max_open_runs.max(1024) * 4 {
+                if let Some(old) = self.closed_order.pop_front() {
+                    self.closed.remove(&old);
+                }
+            }
+        }
+        self.closed.insert(trace, ends.saturating_add(1));
+        true
+    }
+}
+
+/// What `map_into_run` reads from the mapper.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    scope: &'a InstrumentationScope,
+    cfg: &'a MappingConfig,
+    span_extras: &'a [(String, Key)],
+}
+
+/// The span of an attempt exported while still open.
+fn open_attempt_span(
+    scope: &InstrumentationScope,
+    cfg: &MappingConfig,
+    meta: &RunMeta,
+    key: &str,
+    node: &NodeState,
+    s: &OpenStart,
+    end: u128,
+) -> SpanData {
+    let a = AttemptEnd {
+        kind: outcome::INCOMPLETE,
+        extras: Vec::new(),
+        attempt: s.attempt,
+        exception: None,
+        depth_in: 0,
+        depth_out: 0,
+        start: s.start_ns,
+        end,
+        id: ids::open_attempt_span_id(meta.trace, key, s.attempt, s.start_ns),
+    };
+    attempt_span(scope, cfg.max_attr_len, meta, node, a)
+}
+
+/// Give up the attempts of `run` open for longer than `max_attempt_age`.
+fn give_up_stale(
+    run: &mut Run,
+    now: Instant,
+    scope: &InstrumentationScope,
+    cfg: &MappingConfig,
+    fx: &mut Effects,
+) {
+    let run_end = run.end_ns;
+    for (key, node) in run.nodes.iter_mut() {
+        let mut i = 0;
+        while i < node.open.len() {
+            if now.duration_since(node.open[i].seen) < cfg.max_attempt_age {
+                i += 1;
+                continue;
+            }
+            let s = node.open.remove(i);
+            let end = run_end.max(s.start_ns);
+            fx.spans
+                .push(open_attempt_span(scope, cfg, &run.meta, key, node, &s, end));
+            fx.active.push((node.metric_name.clone(), -1));
+            fx.counts.stale_attempts += 1;
+            run.open_total -= 1;
+        }
+    }
+}
+
+/// Map one event into its (open) run.
+fn map_into_run(run: &mut Run, ev: &FlowEvent, now: Instant, cx: Ctx<'_>, fx: &mut Effects) -> Verdict {
+    let max_attr_len = cx.cfg.max_attr_len;
+    run.last_seen = now;
+    let end = ts_ns(ev.ts);
+    let start = ev
+        .latency_ms
+        .map_or(end, |l| end.saturating_sub(ms_to_ns(l)));
+    if run.meta.tenant.is_none() {
+        if let Some(t) = extra_str(ev, "tenant") {
+            run.meta.tenant = Some(Arc::from(truncate(t, max_attr_len)));
+        }
+    }
+    let key = node_key(ev);
+    let kind = ev.event_type.as_str();
+    let is_node_event = kind == event::NODE_START
+        || kind == event::NODE_TRACE_CANCELLED
+        || is_terminal(kind);
+
+    if is_node_event && !run.nodes.contains_key(key) {
+        if run.nodes.len() >= MAX_NODES_PER_RUN {
+            // A run with more distinct nodes than this is hostile or broken:
+            // its further nodes get no state (their terminal events still
+            // become spans, statelessly, under the same root).
+            if is_terminal(kind) {
+                let node = NodeState::new(ev.node_name.as_deref(), ev.node_id.as_deref(), key);
+                run.attempts += 1;
+                extend_run_time(run, start, end);
+                let a = terminal_end(ev, cx, key, &run.meta, (start, end));
+                fx.spans
+                    .push(attempt_span(cx.scope, max_attr_len, &run.meta, &node, a));
+            }
+            return Verdict::Mapped;
+        }
+        let node = NodeState::new(ev.node_name.as_deref(), ev.node_id.as_deref(), key);
+        run.nodes.insert(Box::from(key), node);
+    }
+
+    match kind {
+        event::NODE_START => {
+            let Some(node) = run.nodes.get_mut(key) else {
+                return Verdict::Mapped;
+            };
+            if node.is_late_start(ev.attempt, end) {
+                fx.counts.late_starts += 1;
+                return Verdict::Mapped;
+            }
+            if node.open.len() >= MAX_OPEN_PER_NODE {
+                // Starts that never ended, piling up: forget the oldest
+                // (and take it out of the active count).
+                node.open.remove(0);
+                run.open_total -= 1;
+                fx.active.push((node.metric_name.clone(), -1));
+                fx.counts.stale_attempts += 1;
+            }
+            node.open.push(OpenStart {
+                attempt: ev.attempt,
+                start_ns: end,
+                seen: now,
+            });
+            run.open_total += 1;
+            fx.active.push((node.metric_name.clone(), 1));
+            extend_run_time(run, end, end);
+        }
+        k if is_terminal(k) => {
+            let Some(node) = run.nodes.get_mut(key) else {
+                return Verdict::Mapped;
+            };
+            if node.is_duplicate(ev.attempt, end) {
+                fx.counts.duplicates += 1;
+                return Verdict::Duplicate;
+            }
+            let opened = node.take_open(ev.attempt, end);
+            if opened.is_some() {
+                run.open_total -= 1;
+                fx.active.push((node.metric_name.clone(), -1));
+            }
+            let start = match (ev.latency_ms, opened) {
+                (Some(_), _) => start,
+                (None, Some(s)) => s.start_ns,
+                (None, None) => end,
+            };
+            node.remember_terminal(ev.attempt, start, end);
+            run.attempts += 1;
+            let node = &run.nodes[key];
+            let a = terminal_end(ev, cx, key, &run.meta, (start, end));
+            fx.spans
+                .push(attempt_span(cx.scope, max_attr_len, &run.meta, node, a));
+            extend_run_time(run, start, end);
+        }
+        event::NODE_TRACE_CANCELLED => {
+            if let Some(node) = run.nodes.get_mut(key) {
+                if let Some(s) = node.open.pop() {
+                    run.open_total -= 1;
+                    fx.active.push((node.metric_name.clone(), -1));
+                    node.remember_terminal(s.attempt, s.start_ns, end);
+                    run.attempts += 1;
+                    let a = AttemptEnd {
+                        kind,
+                        extras: extra_attrs(cx.span_extras, max_attr_len, ev),
+                        attempt: s.attempt,
+                        exception: None,
+                        depth_in: ev.queue_depth_in,
+                        depth_out: ev.queue_depth_out,
+                        start: s.start_ns,
+                        end,
+                        id: ids::attempt_span_id(run.meta.trace, key, s.attempt, end),
+                    };
+                    let node = &run.nodes[key];
+                    fx.spans
+                        .push(attempt_span(cx.scope, max_attr_len, &run.meta, node, a));
+                }
+            }
+            extend_run_time(run, end, end);
+            root_event(run, ev, cx, "flow.node_trace_cancelled".into(), Vec::new());
+        }
+        _ => {
+            extend_run_time(run, start, end);
+            run_event(run, ev, cx);
+        }
+    }
+    Verdict::Mapped
+}
+
+fn extend_run_time(run: &mut Run, start: u128, end: u128) {
+    run.start_ns = run.start_ns.min(start);
+    run.end_ns = run.end_ns.max(end);
+}
+
+/// The end of an attempt as its terminal event tells it.
+fn terminal_end<'a>(
+    ev: &'a FlowEvent,
+    cx: Ctx<'_>,
+    key: &str,
+    meta: &RunMeta,
+    (start, end): (u128, u128),
+) -> AttemptEnd<'a> {
+    AttemptEnd {
+        kind: ev.event_type.as_str(),
+        extras: extra_attrs(cx.span_extras, cx.cfg.max_attr_len, ev),
+        attempt: ev.attempt,
+        exception: extra_str(ev, "exception"),
+        depth_in: ev.queue_depth_in,
+        depth_out: ev.queue_depth_out,
+        start,
+        end,
+        id: ids::attempt_span_id(meta.trace, key, ev.attempt, end),
+    }
+}
+
+/// A span event on the run's root (bounded per run).
+fn root_event(
+    run: &mut Run,
+    ev: &FlowEvent,
+    cx: Ctx<'_>,
+    name: Cow<'static, str>,
+    mut attrs: Vec<KeyValue>,
+) {
+    if run.events.len() >= cx.cfg.max_root_events {
+        run.dropped_events += 1;
+        return;
+    }
+    if let Some(n) = ev.node_name.as_deref() {
+        attrs.insert(0, kv(attr::NODE_NAME, truncate(n, cx.cfg.max_attr_len)));
+    }
+    run.events
+        .push(Event::new(name, to_time(ts_ns(ev.ts)), attrs, 0));
+}
+
+/// Run-level events: retries, terminal failures, deadline skips,
+/// cancellations and unknown types.
+fn run_event(run: &mut Run, ev: &FlowEvent, cx: Ctx<'_>) {
+    let max_attr_len = cx.cfg.max_attr_len;
+    match ev.event_type.as_str() {
+        event::NODE_RETRY => {
+            let mut attrs = vec![kv(attr::NODE_ATTEMPT, i64::from(ev.attempt))];
+            if let Some(d) = extra_f64(ev, "sleep_s") {
+                attrs.push(kv(attr::RETRY_DELAY, d));
+            }
+            if let Some(x) = extra_str(ev, "exception") {
+                attrs.push(kv(attr::ERROR_TYPE, parse_exception(x).0));
+            }
+            root_event(run, ev, cx, sc::RETRY_EVENT.into(), attrs);
+        }
+        event::NODE_FAILED => {
+            let fe = ev.extra.get("flow_error");
+            let code = fe
+                .and_then(|f| f.get("code"))
+                .and_then(Json::as_str)
+                .map(|c| truncate(c, 64))
+                .unwrap_or_else(|| "NODE_FAILED".to_string());
+            let message = fe
+                .and_then(|f| f.get("message"))
+                .and_then(Json::as_str)
+                .map(|m| truncate(m, max_attr_len))
+                .unwrap_or_default();
+            let attrs = vec![
+                kv(attr::NODE_ATTEMPT, i64::from(ev.attempt)),
+                kv(attr::ERROR_TYPE, code.clone()),
+                kv(attr::FLOW_ERROR_MESSAGE, message.clone()),
+            ];
+            if run.failure.is_none() {
+                run.failure = Some((code, message));
+            }
+            root_event(run, ev, cx, sc::FAILED_EVENT.into(), attrs);
+        }
+        event::DEADLINE_SKIP => {
+            let mut attrs = Vec::new();
+            if let Some(d) = extra_f64(ev, "deadline_s") {
+                attrs.push(kv(attr::DEADLINE, d));
+            }
+            root_event(run, ev, cx, sc::DEADLINE_SKIP_EVENT.into(), attrs);
+        }
+        other => {
+            let mut attrs = Vec::new();
+            if other == event::TRACE_CANCEL_START {
+                run.cancelled = true;
+                if let Some(p) = ev.extra.get("pending").and_then(Json::as_i64) {
+                    attrs.push(kv(attr::TRACE_PENDING, p));
+                }
+            }
+            let name = format!("{}{}", sc::EVENT_PREFIX, truncate(other, 64));
+            root_event(run, ev, cx, name.into(), attrs);
+        }
+    }
+}
+
+/// A per-pipeline random id (no RNG crate needed: std's randomly keyed
+/// hasher, mixed with the process id and the clock).
+fn instance_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}

@@ -1,0 +1,159 @@
+//! What the mapping remembers between events: open runs, their nodes, the
+//! attempts still open, and the last few terminal events of each node (to
+//! recognise duplicates and late starts). Every part is bounded; the mapper
+//! keeps one global budget over all of it (see `SpanMapper`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use opentelemetry::trace::{Event, TraceId};
+
+use crate::ids::FastMap;
+
+/// Run-level facts every span of the run carries.
+pub(super) struct RunMeta {
+    pub(super) trace: TraceId,
+    pub(super) run_id: Option<Arc<str>>,
+    pub(super) tenant: Option<Arc<str>>,
+}
+
+/// An attempt that started and has not ended yet.
+pub(super) struct OpenStart {
+    pub(super) attempt: u32,
+    pub(super) start_ns: u128,
+    /// When the mapping saw the start (monotonic): its age limit counts
+    /// from here.
+    pub(super) seen: Instant,
+}
+
+/// One terminal event already mapped: enough to recognise an exact
+/// duplicate (same attempt and end) and a start that arrives after its end.
+#[derive(Clone, Copy, Default)]
+struct Terminal {
+    attempt: u32,
+    start_ns: u128,
+    end_ns: u128,
+}
+
+/// Terminal events remembered per node: a fixed ring, whatever the number of
+/// attempts or invocations.
+const RECENT_TERMINALS: usize = 8;
+
+/// How long before a terminal's computed start a `node_start` of the same
+/// attempt still counts as that attempt's (clock skew between the start
+/// event and the latency measurement).
+const START_SLACK_NS: u128 = 1_000_000_000;
+
+/// What a run knows about one of its nodes (keyed by node id, else name).
+pub(super) struct NodeState {
+    /// Span name and `flow.node.name` on spans: the node name, else the key.
+    pub(super) span_name: Arc<str>,
+    /// `flow.node.name` on metrics: the node name, else `_unknown` (never
+    /// an id).
+    pub(super) metric_name: Arc<str>,
+    pub(super) id: Option<Arc<str>>,
+    /// Started attempts without a terminal event yet.
+    pub(super) open: Vec<OpenStart>,
+    recent: [Terminal; RECENT_TERMINALS],
+    recent_len: usize,
+    recent_next: usize,
+}
+
+impl NodeState {
+    pub(super) fn new(name: Option<&str>, id: Option<&str>, key: &str) -> Self {
+        NodeState {
+            span_name: Arc::from(name.unwrap_or(key)),
+            metric_name: Arc::from(name.unwrap_or(flowtel_semconv::UNKNOWN_VALUE)),
+            id: id.map(Arc::from),
+            open: Vec::new(),
+            recent: [Terminal::default(); RECENT_TERMINALS],
+            recent_len: 0,
+            recent_next: 0,
+        }
+    }
+
+    fn recent(&self) -> &[Terminal] {
+        &self.recent[..self.recent_len]
+    }
+
+    /// An exact duplicate of a terminal event already mapped.
+    pub(super) fn is_duplicate(&self, attempt: u32, end_ns: u128) -> bool {
+        self.recent()
+            .iter()
+            .any(|t| t.attempt == attempt && t.end_ns == end_ns)
+    }
+
+    /// A `node_start` whose attempt already ended (out-of-order input): it
+    /// must not open a phantom attempt.
+    pub(super) fn is_late_start(&self, attempt: u32, ts_ns: u128) -> bool {
+        self.recent().iter().any(|t| {
+            t.attempt == attempt
+                && ts_ns <= t.end_ns
+                && ts_ns + START_SLACK_NS >= t.start_ns
+        })
+    }
+
+    pub(super) fn remember_terminal(&mut self, attempt: u32, start_ns: u128, end_ns: u128) {
+        self.recent[self.recent_next] = Terminal {
+            attempt,
+            start_ns,
+            end_ns,
+        };
+        self.recent_next = (self.recent_next + 1) % RECENT_TERMINALS;
+        self.recent_len = (self.recent_len + 1).min(RECENT_TERMINALS);
+    }
+
+    /// The open start a terminal event of `attempt` ending at `end_ns`
+    /// closes: the latest of that attempt that began no later than the end.
+    pub(super) fn take_open(&mut self, attempt: u32, end_ns: u128) -> Option<OpenStart> {
+        let pos = self
+            .open
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.attempt == attempt && s.start_ns <= end_ns)
+            .max_by_key(|(_, s)| s.start_ns)
+            .map(|(i, _)| i)
+            .or_else(|| self.open.iter().position(|s| s.attempt == attempt))?;
+        Some(self.open.remove(pos))
+    }
+}
+
+/// One open run.
+pub(super) struct Run {
+    pub(super) meta: RunMeta,
+    pub(super) start_ns: u128,
+    pub(super) end_ns: u128,
+    pub(super) last_seen: Instant,
+    pub(super) events: Vec<Event>,
+    pub(super) dropped_events: u32,
+    pub(super) attempts: u64,
+    pub(super) cancelled: bool,
+    pub(super) failure: Option<(String, String)>,
+    pub(super) nodes: FastMap<Box<str>, NodeState>,
+    /// Open attempts over all nodes.
+    pub(super) open_total: usize,
+}
+
+impl Run {
+    pub(super) fn new(meta: RunMeta, now: Instant) -> Self {
+        Run {
+            meta,
+            start_ns: u128::MAX,
+            end_ns: 0,
+            last_seen: now,
+            events: Vec::new(),
+            dropped_events: 0,
+            attempts: 0,
+            cancelled: false,
+            failure: None,
+            nodes: FastMap::with_capacity_and_hasher(8, Default::default()),
+            open_total: 0,
+        }
+    }
+
+    /// Units of the mapping's state budget this run holds: itself, its
+    /// nodes and its open attempts.
+    pub(super) fn units(&self) -> usize {
+        1 + self.nodes.len() + self.open_total
+    }
+}
