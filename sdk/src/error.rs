@@ -49,6 +49,9 @@ pub enum RecordError {
     QueueFull,
     /// The pipeline was shut down.
     ShutDown,
+    /// The process forked and the pipeline could not be restarted in the
+    /// child (the reason).
+    Forked(String),
 }
 
 impl fmt::Display for RecordError {
@@ -57,6 +60,7 @@ impl fmt::Display for RecordError {
             RecordError::Invalid(e) => write!(f, "invalid event: {e}"),
             RecordError::QueueFull => f.write_str("event queue full; event dropped"),
             RecordError::ShutDown => f.write_str("flowtel is shut down"),
+            RecordError::Forked(e) => write!(f, "cannot restart flowtel after fork: {e}"),
         }
     }
 }

@@ -61,10 +61,10 @@ mod error;
 mod event;
 mod export;
 mod ids;
+mod mapping;
 mod metrics;
 mod parse;
 mod pipeline;
-mod mapping;
 mod stats;
 
 pub use attempt::Attempt;
@@ -72,7 +72,7 @@ pub use config::{FlowtelBuilder, Protocol};
 pub use error::{BuildError, FlushError, RecordError};
 pub use event::{EventError, FlowEvent, FlowEventBuilder};
 pub use export::{InMemory, MetricPoint, PointValue};
-pub use pipeline::Flowtel;
+pub use pipeline::{Flowtel, DROP_FLUSH_TIMEOUT};
 pub use stats::Stats;
 
 /// Re-exported so tests can inspect spans from [`InMemory::spans`].

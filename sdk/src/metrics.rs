@@ -6,8 +6,8 @@
 //! variable attribute is bounded by the cardinality limit: once a value set is
 //! full, new values are recorded as `_overflow`, counted, and warned about once.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::hash::Hasher as _;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use flowtel_semconv::{attr, event, metric, outcome, reason, unit, OVERFLOW_VALUE};
@@ -300,9 +300,14 @@ impl FlowMetrics {
                         attrs.push(KeyValue::new(attr::NODE_OUTCOME, out));
                         let key = series_key(&[common_key as usize, 2, slot, out_slot]);
                         let h = &self.duration;
-                        add_series(&mut self.duration_series, key, &attrs, stats, overflow, |a| {
-                            h.record(ms / 1000.0, a)
-                        });
+                        add_series(
+                            &mut self.duration_series,
+                            key,
+                            &attrs,
+                            stats,
+                            overflow,
+                            |a| h.record(ms / 1000.0, a),
+                        );
                     }
                 }
                 event::NODE_RETRY => {
@@ -328,9 +333,14 @@ impl FlowMetrics {
                     attrs.push(et);
                     let key = series_key(&[common_key as usize, 4, slot, code_slot]);
                     let c = &self.failures;
-                    add_series(&mut self.failure_series, key, &attrs, stats, overflow, |a| {
-                        c.add(1, a)
-                    });
+                    add_series(
+                        &mut self.failure_series,
+                        key,
+                        &attrs,
+                        stats,
+                        overflow,
+                        |a| c.add(1, a),
+                    );
                 }
                 _ => {}
             }
@@ -368,7 +378,10 @@ fn add_series(
         stats.add_overflow(guard.name, guard.limit);
         overflow.add(
             1,
-            &[KeyValue::new(attr::OVERFLOW_ATTRIBUTE, guard.name.to_string())],
+            &[KeyValue::new(
+                attr::OVERFLOW_ATTRIBUTE,
+                guard.name.to_string(),
+            )],
         );
         f(&overflow_set());
     }

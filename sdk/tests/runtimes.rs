@@ -113,10 +113,47 @@ fn dropping_every_handle_without_shutdown_still_exports() {
     let sink = InMemory::new();
     let flowtel = Flowtel::builder().with_in_memory(&sink).build().unwrap();
     flowtel.record(success("a")).unwrap();
+    let clone = flowtel.clone();
     drop(flowtel);
-    let t = Instant::now();
-    while sink.spans().len() < 2 && t.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(sink.spans().is_empty(), "a clone keeps the pipeline open");
+    drop(clone);
+    // The last drop has flushed before it returned: no polling, no grace.
     assert_eq!(sink.spans().len(), 2);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn async_flush_and_shutdown_never_block_a_current_thread_runtime() {
+    // A collector that accepts connections and never answers: every export
+    // takes its whole timeout.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let flowtel = Flowtel::builder()
+        .with_endpoint(format!("http://{}", silent.local_addr().unwrap()))
+        .with_export_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    flowtel.record(success("a")).unwrap();
+    let t0 = Instant::now();
+    // Another task on the same (only) executor thread must run while the
+    // flush is under way; a flush that blocked the thread would starve it
+    // until the flush returned.
+    let ticker = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        t0.elapsed()
+    };
+    let flush = async {
+        let r = flowtel.flush_async(Duration::from_secs(1)).await;
+        (r, t0.elapsed())
+    };
+    let (ticked, (r, flushed)) = tokio::join!(ticker, flush);
+    assert!(r.is_err(), "nothing listens: {r:?}");
+    assert!(
+        ticked < flushed && flushed > Duration::from_millis(250),
+        "the executor was blocked: ticker at {ticked:?}, flush done at {flushed:?}"
+    );
+    let r = flowtel.shutdown_async(Duration::from_secs(1)).await;
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(
+        flowtel.shutdown_async(Duration::from_secs(1)).await,
+        Err(FlushError::ShutDown)
+    );
 }

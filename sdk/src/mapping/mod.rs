@@ -52,8 +52,8 @@ use opentelemetry::{InstrumentationScope, Key, KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 use serde_json::Value as Json;
 
-pub(crate) use build::{parse_exception, truncate, ts_ns};
 use build::{attempt_span, kv, ms_to_ns, run_span, to_time, AttemptEnd, RunSummary};
+pub(crate) use build::{parse_exception, truncate, ts_ns};
 use state::{NodeState, OpenStart, Run, RunMeta};
 
 use crate::event::FlowEvent;
@@ -353,8 +353,15 @@ impl SpanMapper {
         for (key, node) in run.nodes.iter_mut() {
             for s in std::mem::take(&mut node.open) {
                 let end = run_end.max(s.start_ns);
-                fx.spans
-                    .push(open_attempt_span(&self.scope, &self.cfg, &run.meta, key, node, &s, end));
+                fx.spans.push(open_attempt_span(
+                    &self.scope,
+                    &self.cfg,
+                    &run.meta,
+                    key,
+                    node,
+                    &s,
+                    end,
+                ));
                 fx.active.push((node.metric_name.clone(), -1));
             }
         }
@@ -452,7 +459,13 @@ fn give_up_stale(
 }
 
 /// Map one event into its (open) run.
-fn map_into_run(run: &mut Run, ev: &FlowEvent, now: Instant, cx: Ctx<'_>, fx: &mut Effects) -> Verdict {
+fn map_into_run(
+    run: &mut Run,
+    ev: &FlowEvent,
+    now: Instant,
+    cx: Ctx<'_>,
+    fx: &mut Effects,
+) -> Verdict {
     let max_attr_len = cx.cfg.max_attr_len;
     run.last_seen = now;
     let end = ts_ns(ev.ts);
@@ -466,9 +479,8 @@ fn map_into_run(run: &mut Run, ev: &FlowEvent, now: Instant, cx: Ctx<'_>, fx: &m
     }
     let key = node_key(ev);
     let kind = ev.event_type.as_str();
-    let is_node_event = kind == event::NODE_START
-        || kind == event::NODE_TRACE_CANCELLED
-        || is_terminal(kind);
+    let is_node_event =
+        kind == event::NODE_START || kind == event::NODE_TRACE_CANCELLED || is_terminal(kind);
 
     if is_node_event && !run.nodes.contains_key(key) {
         if run.nodes.len() >= MAX_NODES_PER_RUN {
@@ -691,4 +703,65 @@ fn instance_id() -> u64 {
             .unwrap_or(0),
     );
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(budget: usize) -> MappingConfig {
+        MappingConfig {
+            flow_name: "f".into(),
+            run_idle_timeout: Duration::from_secs(30),
+            max_attempt_age: Duration::from_secs(3600),
+            max_open_runs: 1000,
+            state_budget: budget,
+            max_root_events: 16,
+            max_attr_len: 64,
+            span_extra_keys: Vec::new(),
+            partial_runs: false,
+        }
+    }
+
+    fn ev(kind: &str, trace: &str, node: &str, ts: f64) -> FlowEvent {
+        FlowEvent::builder(kind, ts)
+            .node(node, node)
+            .trace_id(trace)
+            .latency_ms(1.0)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn state_units_count_every_run_node_and_open_attempt() {
+        let mut m = SpanMapper::new(config(1000));
+        let mut fx = Effects::default();
+        let now = Instant::now();
+        let t = "3e512c5b0a184257a25c215d19544e6a";
+        m.on_event(&ev("node_start", t, "a", 1.0), now, &mut fx);
+        m.on_event(&ev("node_start", t, "b", 1.0), now, &mut fx);
+        m.on_event(&ev("node_success", t, "a", 2.0), now, &mut fx);
+        // The run, nodes a and b, b's open attempt.
+        assert_eq!(m.state(), (1, 4));
+        m.on_event(&ev("node_success", t, "b", 2.0), now, &mut fx);
+        assert_eq!(m.state(), (1, 3));
+        m.end_all(&mut fx);
+        assert_eq!(m.state(), (0, 0));
+    }
+
+    #[test]
+    fn shedding_keeps_the_units_under_the_budget() {
+        let mut m = SpanMapper::new(config(50));
+        let mut fx = Effects::default();
+        for i in 0..100u32 {
+            let t = format!("{:032x}", i + 1);
+            m.on_event(
+                &ev("node_start", &t, "n", f64::from(i)),
+                Instant::now(),
+                &mut fx,
+            );
+            assert!(m.state().1 <= 50, "{:?}", m.state());
+        }
+        assert!(fx.counts.runs_shed > 0);
+    }
 }

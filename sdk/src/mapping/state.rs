@@ -87,9 +87,7 @@ impl NodeState {
     /// must not open a phantom attempt.
     pub(super) fn is_late_start(&self, attempt: u32, ts_ns: u128) -> bool {
         self.recent().iter().any(|t| {
-            t.attempt == attempt
-                && ts_ns <= t.end_ns
-                && ts_ns + START_SLACK_NS >= t.start_ns
+            t.attempt == attempt && ts_ns <= t.end_ns && ts_ns + START_SLACK_NS >= t.start_ns
         })
     }
 
@@ -155,5 +153,27 @@ impl Run {
     /// nodes and its open attempts.
     pub(super) fn units(&self) -> usize {
         1 + self.nodes.len() + self.open_total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_remembers_a_fixed_number_of_terminals_whatever_the_attempts() {
+        let mut n = NodeState::new(Some("a"), None, "a");
+        for attempt in 0..10_000u32 {
+            let end = u128::from(attempt) * 10 + 5;
+            n.remember_terminal(attempt, end - 5, end);
+        }
+        assert_eq!(n.recent().len(), RECENT_TERMINALS);
+        assert!(n.is_duplicate(9_999, 99_995));
+        assert!(!n.is_duplicate(0, 5), "forgotten long ago");
+        assert!(n.is_late_start(9_999, 99_991));
+        assert!(
+            !n.is_late_start(9_999, 99_996),
+            "after the end: a new invocation"
+        );
     }
 }

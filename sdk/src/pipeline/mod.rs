@@ -13,8 +13,7 @@
 //! thread, inside or outside any tokio runtime.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,22 +26,25 @@ use opentelemetry_sdk::trace::SpanExporter;
 use opentelemetry_sdk::Resource;
 use tokio::sync::{mpsc as tmpsc, Notify};
 
-use crate::config::{Config, FlowtelBuilder, Target};
-use crate::error::{BuildError, FlushError, RecordError};
+use crate::config::{Config, Target};
+use crate::error::{BuildError, FlushError};
 use crate::event::FlowEvent;
 use crate::export::{
     self, CallbackSpanExporter, ConsoleMetricExporter, ConsoleSpanExporter, MetricExport,
 };
-use crate::metrics::FlowMetrics;
 use crate::mapping::SpanMapper;
-use crate::stats::{Counters, Stats};
+use crate::metrics::FlowMetrics;
+use crate::stats::Counters;
 
 mod buffer;
 mod export_loop;
+mod fork;
+mod handle;
 mod worker;
 
 use buffer::SpanBuffer;
 use export_loop::{ExportCmd, ExportLoop, OTLP_EXPORTS_IN_FLIGHT};
+pub use handle::{Flowtel, DROP_FLUSH_TIMEOUT};
 use worker::Worker;
 
 type Reply = mpsc::Sender<Result<(), FlushError>>;
@@ -54,191 +56,11 @@ enum Msg {
     Shutdown { deadline: Instant, reply: Reply },
 }
 
-/// The flowtel pipeline. Cheap to clone; every clone feeds the same pipeline.
-///
-/// ```
-/// use std::time::Duration;
-/// use flowtel::{Flowtel, FlowEvent};
-///
-/// let flowtel = Flowtel::builder().with_flow_name("checkout").with_console().build()?;
-/// let ev = FlowEvent::builder("node_success", 1_700_000_000.5)
-///     .node("charge", "charge-1")
-///     .trace_id("3e512c5b0a184257a25c215d19544e6a")
-///     .latency_ms(42.0)
-///     .build()?;
-/// flowtel.record(ev)?; // never blocks
-/// flowtel.shutdown(Duration::from_secs(5))?; // exports the run's root span too
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone)]
-pub struct Flowtel {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    tx: SyncSender<Msg>,
-    stats: Arc<Counters>,
-    shut: AtomicBool,
-}
-
-impl std::fmt::Debug for Flowtel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Flowtel")
-            .field("stats", &self.stats())
-            .finish()
-    }
-}
-
 impl Flowtel {
-    /// A builder with every setting at its default (see [`FlowtelBuilder`]).
-    pub fn builder() -> FlowtelBuilder {
-        FlowtelBuilder::default()
-    }
-
-    /// Hand an event to flowtel. Never blocks and never panics: it validates
-    /// the event and queues it for the mapping thread. An invalid event, a
-    /// full queue or a shut-down pipeline is reported in the result and
-    /// counted in [`stats`](Flowtel::stats) and `flowtel.sdk.events.dropped`.
-    pub fn record(&self, event: FlowEvent) -> Result<(), RecordError> {
-        self.enqueue(event, None)
-    }
-
-    /// Like [`record`](Flowtel::record), but when the queue is full wait up
-    /// to `timeout` for room instead of dropping the event: backpressure for
-    /// producers that can afford to wait (log replays, bridges). Never use it
-    /// on a flow runtime's hot path.
-    pub fn record_wait(&self, event: FlowEvent, timeout: Duration) -> Result<(), RecordError> {
-        self.enqueue(event, Some(Instant::now() + timeout))
-    }
-
-    /// Validate and queue; with a deadline, wait for room until then.
-    fn enqueue(&self, event: FlowEvent, deadline: Option<Instant>) -> Result<(), RecordError> {
-        let c = &self.inner.stats;
-        if self.inner.shut.load(Ordering::Acquire) {
-            c.events_after_shutdown.fetch_add(1, Ordering::Relaxed);
-            return Err(RecordError::ShutDown);
-        }
-        if let Err(e) = event.validate() {
-            c.events_invalid.fetch_add(1, Ordering::Relaxed);
-            return Err(RecordError::Invalid(e));
-        }
-        let mut msg = Msg::Event(event);
-        loop {
-            match self.inner.tx.try_send(msg) {
-                Ok(()) => {
-                    c.events_recorded.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(TrySendError::Full(m)) => match deadline {
-                    Some(d) if Instant::now() < d => {
-                        msg = m;
-                        thread::sleep(Duration::from_micros(50));
-                    }
-                    _ => {
-                        c.add_queue_full();
-                        return Err(RecordError::QueueFull);
-                    }
-                },
-                Err(TrySendError::Disconnected(_)) => {
-                    c.events_after_shutdown.fetch_add(1, Ordering::Relaxed);
-                    return Err(RecordError::ShutDown);
-                }
-            }
-        }
-    }
-
-    /// End the run `trace_id` now: its root span (and any attempt that
-    /// started and never finished) is exported without waiting for the idle
-    /// timeout. Later events of the run still produce attempt spans under the
-    /// same root. Does nothing if the run is not open.
-    pub fn end_run(&self, trace_id: impl Into<String>) -> Result<(), RecordError> {
-        if self.inner.shut.load(Ordering::Acquire) {
-            return Err(RecordError::ShutDown);
-        }
-        self.inner
-            .tx
-            .try_send(Msg::EndRun(trace_id.into()))
-            .map_err(|e| match e {
-                TrySendError::Full(_) => RecordError::QueueFull,
-                TrySendError::Disconnected(_) => RecordError::ShutDown,
-            })
-    }
-
-    /// Counters of what flowtel did and dropped so far.
-    pub fn stats(&self) -> Stats {
-        self.inner.stats.snapshot()
-    }
-
-    /// Export everything recorded so far (spans of finished attempts and the
-    /// current metric values) and wait up to `timeout` for the exporter to
-    /// acknowledge. Open runs stay open: their root spans are exported when
-    /// they end (see [`end_run`](Flowtel::end_run)).
-    pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
-        if self.inner.shut.load(Ordering::Acquire) {
-            return Err(FlushError::ShutDown);
-        }
-        let deadline = Instant::now() + timeout;
-        let (stx, srx) = mpsc::channel();
-        let (mtx, mrx) = mpsc::channel();
-        self.send_control(
-            Msg::Flush {
-                spans: stx,
-                metrics: mtx,
-            },
-            deadline,
-            timeout,
-        )?;
-        let spans = wait(&srx, deadline, timeout);
-        let metrics = wait(&mrx, deadline, timeout);
-        spans.and(metrics)
-    }
-
-    /// End every open run, export everything, and stop. Returns within
-    /// `timeout` (plus scheduling noise) even when the collector is
-    /// unreachable; what could not be delivered by then is lost and
-    /// reported in the error. Later `record()` calls return
-    /// [`RecordError::ShutDown`].
-    pub fn shutdown(&self, timeout: Duration) -> Result<(), FlushError> {
-        if self.inner.shut.swap(true, Ordering::AcqRel) {
-            return Err(FlushError::ShutDown);
-        }
-        let deadline = Instant::now() + timeout;
-        let (tx, rx) = mpsc::channel();
-        self.send_control(
-            Msg::Shutdown {
-                deadline,
-                reply: tx,
-            },
-            deadline,
-            timeout,
-        )?;
-        wait(&rx, deadline, timeout)
-    }
-
-    /// Control messages must not be dropped like events: retry until the
-    /// deadline while the queue is full.
-    fn send_control(
-        &self,
-        mut msg: Msg,
-        deadline: Instant,
-        timeout: Duration,
-    ) -> Result<(), FlushError> {
-        loop {
-            match self.inner.tx.try_send(msg) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Disconnected(_)) => return Err(FlushError::ShutDown),
-                Err(TrySendError::Full(m)) => {
-                    if Instant::now() >= deadline {
-                        return Err(FlushError::Timeout(timeout));
-                    }
-                    msg = m;
-                    thread::sleep(Duration::from_millis(1));
-                }
-            }
-        }
-    }
-
     pub(crate) fn start(config: Config) -> Result<Flowtel, BuildError> {
+        fork::watch();
+        // Kept to restart the pipeline in a forked child.
+        let restart = config.clone();
         let stats = Arc::new(Counters::default());
         let target = config.resolved_target();
 
@@ -352,13 +174,7 @@ impl Flowtel {
             .spawn(move || worker.run(rx, runtime))
             .map_err(BuildError::Runtime)?;
 
-        Ok(Flowtel {
-            inner: Arc::new(Inner {
-                tx,
-                stats,
-                shut: AtomicBool::new(false),
-            }),
-        })
+        Ok(Flowtel::from_parts(tx, stats, restart))
     }
 }
 
