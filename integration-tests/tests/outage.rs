@@ -3,7 +3,7 @@
 //! nothing; beyond it, drops are counted exactly and reported.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flowtel::{FlowEvent, Flowtel, Protocol};
 use flowtel_integration_tests::collector::{free_port, Collector};
@@ -37,6 +37,20 @@ fn span_ids(r: &Received) -> HashSet<String> {
     r.spans.iter().map(|s| s.span_id.clone()).collect()
 }
 
+/// Wait until the runs have ended (idle) and their spans were made: `n`
+/// spans created. Polls with a deadline, never a fixed sleep.
+fn wait_created(flowtel: &Flowtel, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while flowtel.stats().spans_created < n {
+        assert!(
+            Instant::now() < deadline,
+            "runs did not end: {:?}",
+            flowtel.stats()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn pipeline(grpc_port: u16, buffer: usize) -> Flowtel {
     Flowtel::builder()
         .with_endpoint(format!("http://127.0.0.1:{grpc_port}"))
@@ -56,7 +70,7 @@ fn collector_down_at_start_loses_nothing() {
         flowtel.record(e).unwrap();
     }
     // The runs end (idle) and their spans wait in the buffer: nothing listens.
-    std::thread::sleep(Duration::from_millis(800));
+    wait_created(&flowtel, 250);
     assert!(
         flowtel.flush(Duration::from_secs(2)).is_err(),
         "no collector yet"
@@ -80,7 +94,7 @@ fn collector_killed_mid_run_and_restarted_loses_nothing() {
     for e in events(0, 20, 4) {
         flowtel.record(e).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(300));
+    wait_created(&flowtel, 100);
     flowtel.flush(Duration::from_secs(10)).unwrap();
     let before = first.wait_for(Duration::from_secs(10), |r| span_ids(r).len() >= 100);
 
@@ -88,7 +102,7 @@ fn collector_killed_mid_run_and_restarted_loses_nothing() {
     for e in events(100, 30, 4) {
         flowtel.record(e).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(800));
+    wait_created(&flowtel, 250);
     assert!(
         flowtel.flush(Duration::from_secs(2)).is_err(),
         "collector is down"
@@ -119,7 +133,7 @@ fn beyond_the_buffer_drops_are_counted_exactly_and_reported() {
     for e in events(0, 50, 4) {
         flowtel.record(e).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(800));
+    wait_created(&flowtel, 250);
     let collector = Collector::start_on(gp, hp);
     flowtel.shutdown(Duration::from_secs(30)).unwrap();
     let s = flowtel.stats();

@@ -191,9 +191,6 @@ fn arb_event() -> impl Strategy<Value = FlowEvent> {
     )
         .prop_map(|(kind, ts, node, id, trace, attempt, latency, extra)| {
             let mut b = FlowEvent::builder("node_success", 1.0).attempt(attempt);
-            if let (Some(n), Some(i)) = (node, id) {
-                b = b.node(n, i);
-            }
             if let Some(t) = trace {
                 b = b.trace_id(t);
             }
@@ -209,6 +206,9 @@ fn arb_event() -> impl Strategy<Value = FlowEvent> {
                 .build()
                 .unwrap();
             // The raw values, valid or not: record() must cope with both.
+            // Name and id independently: either may come without the other.
+            ev.node_name = node;
+            ev.node_id = id;
             ev.event_type = kind.to_string();
             ev.ts = ts;
             ev.latency_ms = latency;
