@@ -15,9 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 mod args;
+mod incident;
 mod ingest;
 mod inspect;
 mod lines;
+mod report;
 mod view;
 
 fn use_color(c: args::Color) -> bool {
