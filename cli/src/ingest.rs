@@ -221,7 +221,8 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
     let mut tally = Tally::default();
     let mut table = NodeTable::default();
     let mut progress = Progress::new(!a.quiet && std::io::stderr().is_terminal());
-    let read_errors = lines::for_each_line(sources, a.follow, a.max_line_bytes, stop, |o, l| {
+    let max_line = a.common.max_line_bytes;
+    let read_errors = lines::for_each_line(sources, a.follow, max_line, stop, |o, l| {
         if let Some(ev) = tally.line(&o, l) {
             if endpoint.is_none() {
                 table.add(&ev);

@@ -48,7 +48,7 @@ pub(crate) fn run(a: Inspect, stop: &AtomicBool, color: bool) -> i32 {
         }
     };
     let mut evs: Vec<FlowEvent> = Vec::new();
-    let errors = lines::for_each_line(sources, false, a.max_line_bytes, stop, |_, l| {
+    let errors = lines::for_each_line(sources, false, a.common.max_line_bytes, stop, |_, l| {
         if let Line::Text(t) = l {
             // Cheap filter first: only lines that mention the run are parsed.
             if t.contains(a.trace_id.as_str()) {
@@ -67,7 +67,11 @@ pub(crate) fn run(a: Inspect, stop: &AtomicBool, color: bool) -> i32 {
         eprintln!(
             "flowtel: no events of run {} in {}",
             a.trace_id,
-            a.files.join(", ")
+            a.files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         return 1;
     }

@@ -138,12 +138,12 @@ fn ingest_and_check(protocol: &str) {
     } else {
         collector.http_endpoint()
     };
+    // Both spellings of a flag's value: `--endpoint=URL` and `--protocol P`.
     let out = Command::new(env!("CARGO_BIN_EXE_flowtel"))
         .args([
             "ingest",
             "--quiet",
-            "--endpoint",
-            &endpoint,
+            &format!("--endpoint={endpoint}"),
             "--protocol",
             protocol,
         ])
