@@ -21,6 +21,7 @@ mod incident;
 mod ingest;
 mod inspect;
 mod lines;
+mod progress;
 mod report;
 mod view;
 
