@@ -215,7 +215,7 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
                 Err(_) => tally.not_recorded += 1,
             }
         }
-        progress.update(&tally.counts(), || flowtel.stats());
+        progress.update(|| (tally.counts(), flowtel.stats()));
     });
     progress.finish();
     for e in &read_errors {

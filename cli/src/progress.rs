@@ -67,14 +67,14 @@ impl Progress {
         Printer(self.bar.clone())
     }
 
-    /// Refresh the line, at most every [`REFRESH`]; `stats` is only asked
+    /// Refresh the line, at most every [`REFRESH`]; `now` is only asked
     /// for then.
-    pub(crate) fn update(&mut self, c: &Counts, stats: impl FnOnce() -> Stats) {
+    pub(crate) fn update(&mut self, now: impl FnOnce() -> (Counts, Stats)) {
         if !self.shown || self.last.elapsed() < REFRESH {
             return;
         }
         self.last = Instant::now();
-        let s = stats();
+        let (c, s) = now();
         let rate = c.events as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         self.bar.set_message(format!(
             "{} events · {:.0}/s · {} spans · {} metric points · {} skipped · {} errors · {} dropped",
