@@ -1,14 +1,22 @@
-//! Command-line arguments: `flowtel ingest ...` and `flowtel inspect ...`.
+//! Command-line arguments (clap derive): `flowtel ingest ...` and
+//! `flowtel inspect ...`.
+//!
+//! The `OTEL_*` variables named in the help are resolved by the SDK, not
+//! here: a flag becomes a builder setting (code wins), and an unset flag
+//! leaves the SDK to apply the general and per-signal variables in their
+//! documented order. Reading them here would turn, say,
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` into a code setting that hides
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-pub(crate) const USAGE: &str = "\
-flowtel: PenguiFlow logs and FlowEvent streams to OpenTelemetry traces and metrics
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-USAGE:
-    flowtel ingest [OPTIONS] [FILE...]      read JSON lines (no FILE or `-`: stdin)
-    flowtel inspect TRACE_ID [FILE...]      walk one run's incident sequence
+const ABOUT: &str = "PenguiFlow logs and FlowEvent streams to OpenTelemetry traces and metrics";
 
+const AFTER_HELP: &str = "\
 Input: PenguiFlow structured-log lines (configure_logging(structured=True)) and
 bare FlowEvent.to_payload() objects, mixed with other log lines (skipped).
 
@@ -16,225 +24,197 @@ With an OTLP endpoint (--endpoint or OTEL_EXPORTER_OTLP_ENDPOINT), ingest export
 spans and metrics to it; without one it shows the runs in the terminal: a
 waterfall per run and a per-node table.
 
-OPTIONS (ingest):
-    --endpoint URL        OTLP endpoint (overrides OTEL_EXPORTER_OTLP_ENDPOINT)
-    --protocol P          grpc | http/protobuf (overrides OTEL_EXPORTER_OTLP_PROTOCOL)
-    --header K=V          add a header to export requests (repeatable)
-    --service-name NAME   service.name (overrides OTEL_SERVICE_NAME)
-    --flow-name NAME      root span name (default: flow)
-    -f, --follow          keep reading growing files (survives rotation and
-                          truncation) until SIGINT/SIGTERM, then flush and exit
-    --runs N              runs shown in the terminal view (default 10)
-    --timeout SECS        how long the final flush may take (default 30)
-    --max-line-bytes N    longer lines are skipped as errors (default 1048576)
-    --color WHEN          auto | always | never (default auto: only on a terminal)
-    -q, --quiet           no progress line
-    -h, --help            this help
+The other OpenTelemetry variables are honoured too: OTEL_EXPORTER_OTLP_TIMEOUT,
+_COMPRESSION, _CERTIFICATE (and their per-signal variants),
+OTEL_RESOURCE_ATTRIBUTES, OTEL_METRIC_EXPORT_INTERVAL. Flags win over them.
 
-EXIT STATUS: 0 everything parsed was delivered; 1 something was not delivered
-(export failure, drops; see the summary); 2 bad arguments or unreadable input.
-";
+Exit status: 0 everything parsed was delivered; 1 something was not delivered
+(export failure, drops; see the summary); 2 bad arguments or unreadable input.";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The `flowtel` command.
+#[derive(Debug, Parser)]
+#[command(
+    name = "flowtel",
+    version,
+    about = ABOUT,
+    after_help = AFTER_HELP,
+    subcommand_required = true,
+    arg_required_else_help = true,
+    flatten_help = true
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Read JSON lines and export them over OTLP, or show the runs in the terminal
+    #[command(after_help = AFTER_HELP)]
+    Ingest(Ingest),
+    /// Walk one run's incident sequence: last success, failing node, queues,
+    /// retries, cancellations and deadlines, next step
+    Inspect(Inspect),
+}
+
+/// When to colour the terminal output (`auto`: only on a terminal, and not
+/// when NO_COLOR is set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Color {
     Auto,
     Always,
     Never,
 }
 
-#[derive(Debug)]
+/// Options of both commands.
+#[derive(Debug, Args)]
+pub(crate) struct Common {
+    /// Longer lines are skipped and counted as problems
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    pub(crate) max_line_bytes: usize,
+    /// Colour the output; auto: on a terminal, unless NO_COLOR is set [env: NO_COLOR]
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Color::Auto)]
+    pub(crate) color: Color,
+}
+
+/// `flowtel ingest`.
+#[derive(Debug, Args)]
 pub(crate) struct Ingest {
-    pub(crate) files: Vec<String>,
+    /// Files of JSON lines; `-` is standard input
+    #[arg(value_name = "FILE", default_value = "-")]
+    pub(crate) files: Vec<PathBuf>,
+    /// OTLP endpoint: selects export instead of the terminal view
+    /// [env: OTEL_EXPORTER_OTLP_ENDPOINT, or _TRACES_ENDPOINT / _METRICS_ENDPOINT]
+    #[arg(long, value_name = "URL")]
     pub(crate) endpoint: Option<String>,
+    /// OTLP transport [env: OTEL_EXPORTER_OTLP_PROTOCOL] [default: grpc]
+    #[arg(
+        long,
+        value_name = "PROTOCOL",
+        value_parser = PossibleValuesParser::new(["grpc", "http/protobuf", "http"])
+            .map(|p| if p == "grpc" { flowtel::Protocol::Grpc } else { flowtel::Protocol::HttpProtobuf })
+    )]
     pub(crate) protocol: Option<flowtel::Protocol>,
+    /// Add a header to export requests, repeatable
+    /// [env: OTEL_EXPORTER_OTLP_HEADERS, added to]
+    #[arg(long = "header", value_name = "KEY=VALUE", value_parser = header)]
     pub(crate) headers: Vec<(String, String)>,
+    /// service.name [env: OTEL_SERVICE_NAME]
+    #[arg(long, value_name = "NAME")]
     pub(crate) service_name: Option<String>,
+    /// Root span name [default: flow]
+    #[arg(long, value_name = "NAME")]
     pub(crate) flow_name: Option<String>,
+    /// Keep reading growing files (through rotation and truncation) until
+    /// SIGINT/SIGTERM, then flush and exit
+    #[arg(short, long)]
     pub(crate) follow: bool,
+    /// Runs shown in the terminal view
+    #[arg(long, value_name = "N", default_value_t = 10)]
     pub(crate) runs: usize,
+    /// How long the final flush may take
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "30",
+        value_parser = seconds,
+        allow_negative_numbers = true
+    )]
     pub(crate) timeout: Duration,
-    pub(crate) max_line_bytes: usize,
-    pub(crate) color: Color,
+    /// No progress line
+    #[arg(short, long)]
     pub(crate) quiet: bool,
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
-#[derive(Debug)]
+/// `flowtel inspect`.
+#[derive(Debug, Args)]
 pub(crate) struct Inspect {
+    /// The run's trace_id, as in the log
+    #[arg(value_name = "TRACE_ID")]
     pub(crate) trace_id: String,
-    pub(crate) files: Vec<String>,
-    pub(crate) max_line_bytes: usize,
-    pub(crate) color: Color,
+    /// Files of JSON lines; `-` is standard input
+    #[arg(value_name = "FILE", default_value = "-")]
+    pub(crate) files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
-#[derive(Debug)]
-pub(crate) enum Command {
-    Ingest(Ingest),
-    Inspect(Inspect),
-    Help,
+fn header(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("not KEY=VALUE")?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
-fn value<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String, String> {
-    it.next().ok_or_else(|| format!("{flag} needs a value"))
-}
-
-fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
-    s.parse()
-        .map_err(|_| format!("{flag}: `{s}` is not a valid number"))
-}
-
-fn color(s: &str) -> Result<Color, String> {
-    match s {
-        "auto" => Ok(Color::Auto),
-        "always" => Ok(Color::Always),
-        "never" => Ok(Color::Never),
-        _ => Err(format!("--color: `{s}` is not auto, always or never")),
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|_| "not a number of seconds")?;
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err("must be a non-negative number of seconds".into());
     }
-}
-
-/// Parse `args` (without the program name).
-pub(crate) fn parse(args: &[String]) -> Result<Command, String> {
-    let mut it = args.iter();
-    let Some(sub) = it.next() else {
-        return Err("missing command: ingest or inspect".into());
-    };
-    match sub.as_str() {
-        "-h" | "--help" | "help" => Ok(Command::Help),
-        "ingest" => {
-            let mut a = Ingest {
-                files: Vec::new(),
-                endpoint: None,
-                protocol: None,
-                headers: Vec::new(),
-                service_name: None,
-                flow_name: None,
-                follow: false,
-                runs: 10,
-                timeout: Duration::from_secs(30),
-                max_line_bytes: 1 << 20,
-                color: Color::Auto,
-                quiet: false,
-            };
-            while let Some(arg) = it.next() {
-                match arg.as_str() {
-                    "-h" | "--help" => return Ok(Command::Help),
-                    "--endpoint" => a.endpoint = Some(value(&mut it, arg)?.clone()),
-                    "--protocol" => {
-                        a.protocol = Some(match value(&mut it, arg)?.as_str() {
-                            "grpc" => flowtel::Protocol::Grpc,
-                            "http/protobuf" | "http" => flowtel::Protocol::HttpProtobuf,
-                            p => {
-                                return Err(format!(
-                                    "--protocol: `{p}` is not grpc or http/protobuf"
-                                ))
-                            }
-                        })
-                    }
-                    "--header" => {
-                        let v = value(&mut it, arg)?;
-                        let (k, val) = v
-                            .split_once('=')
-                            .ok_or_else(|| format!("--header: `{v}` is not KEY=VALUE"))?;
-                        a.headers
-                            .push((k.trim().to_string(), val.trim().to_string()));
-                    }
-                    "--service-name" => a.service_name = Some(value(&mut it, arg)?.clone()),
-                    "--flow-name" => a.flow_name = Some(value(&mut it, arg)?.clone()),
-                    "-f" | "--follow" => a.follow = true,
-                    "--runs" => a.runs = number(value(&mut it, arg)?, arg)?,
-                    "--timeout" => {
-                        let secs: f64 = number(value(&mut it, arg)?, arg)?;
-                        if !(secs.is_finite() && secs >= 0.0) {
-                            return Err("--timeout must be a non-negative number of seconds".into());
-                        }
-                        a.timeout = Duration::from_secs_f64(secs);
-                    }
-                    "--max-line-bytes" => a.max_line_bytes = number(value(&mut it, arg)?, arg)?,
-                    "--color" => a.color = color(value(&mut it, arg)?)?,
-                    "-q" | "--quiet" => a.quiet = true,
-                    "-" => a.files.push("-".into()),
-                    f if f.starts_with('-') => return Err(format!("unknown option `{f}`")),
-                    f => a.files.push(f.into()),
-                }
-            }
-            if a.files.is_empty() {
-                a.files.push("-".into());
-            }
-            Ok(Command::Ingest(a))
-        }
-        "inspect" => {
-            let mut trace_id = None;
-            let mut a = Inspect {
-                trace_id: String::new(),
-                files: Vec::new(),
-                max_line_bytes: 1 << 20,
-                color: Color::Auto,
-            };
-            while let Some(arg) = it.next() {
-                match arg.as_str() {
-                    "-h" | "--help" => return Ok(Command::Help),
-                    "--color" => a.color = color(value(&mut it, arg)?)?,
-                    "--max-line-bytes" => a.max_line_bytes = number(value(&mut it, arg)?, arg)?,
-                    "-" => a.files.push("-".into()),
-                    f if f.starts_with('-') => return Err(format!("unknown option `{f}`")),
-                    f if trace_id.is_none() => trace_id = Some(f.to_string()),
-                    f => a.files.push(f.into()),
-                }
-            }
-            a.trace_id = trace_id.ok_or("inspect needs a TRACE_ID")?;
-            if a.files.is_empty() {
-                a.files.push("-".into());
-            }
-            Ok(Command::Inspect(a))
-        }
-        other => Err(format!("unknown command `{other}`: use ingest or inspect")),
-    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
+    fn parse(s: &str) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("flowtel").chain(s.split_whitespace()))
+            .map(|c| c.command)
+    }
+
+    #[test]
+    fn the_command_definition_is_valid() {
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn parses_ingest_and_inspect() {
-        let Command::Ingest(a) = parse(&args(
-            "ingest --endpoint http://x:4317 --protocol http/protobuf -f --runs 3 a.log b.log",
-        ))
+        let Command::Ingest(a) = parse(
+            "ingest --endpoint=http://x:4317 --protocol http -f --runs 3 a.log --header k=v b.log",
+        )
         .unwrap() else {
             panic!()
         };
-        assert_eq!(a.files, ["a.log", "b.log"]);
+        assert_eq!(a.files, [PathBuf::from("a.log"), PathBuf::from("b.log")]);
+        assert_eq!(a.endpoint.as_deref(), Some("http://x:4317"));
         assert!(a.follow);
         assert_eq!(a.runs, 3);
         assert_eq!(a.protocol, Some(flowtel::Protocol::HttpProtobuf));
-        let Command::Ingest(a) = parse(&args("ingest")).unwrap() else {
+        assert_eq!(a.headers, [("k".to_string(), "v".to_string())]);
+        let Command::Ingest(a) = parse("ingest").unwrap() else {
             panic!()
         };
-        assert_eq!(a.files, ["-"]);
-        let Command::Inspect(i) = parse(&args("inspect abc x.log")).unwrap() else {
+        assert_eq!(a.files, [PathBuf::from("-")]);
+        assert_eq!(a.timeout, Duration::from_secs(30));
+        assert_eq!(a.common.max_line_bytes, 1 << 20);
+        assert_eq!(a.common.color, Color::Auto);
+        let Command::Inspect(i) = parse("inspect abc x.log --color never").unwrap() else {
             panic!()
         };
         assert_eq!(i.trace_id, "abc");
-        assert_eq!(i.files, ["x.log"]);
+        assert_eq!(i.files, [PathBuf::from("x.log")]);
+        assert_eq!(i.common.color, Color::Never);
     }
 
     #[test]
     fn bad_arguments_say_what_is_wrong() {
         for (a, msg) in [
-            ("", "missing command"),
-            ("frobnicate", "unknown command"),
-            ("ingest --runs many", "not a valid number"),
-            ("ingest --protocol smtp", "not grpc"),
-            ("ingest --header nokey", "KEY=VALUE"),
-            ("ingest --endpoint", "needs a value"),
-            ("ingest --bogus", "unknown option"),
-            ("inspect", "needs a TRACE_ID"),
+            ("", "Usage:"),
+            ("frobnicate", "unrecognized subcommand"),
+            ("ingest --runs many", "invalid digit"),
+            (
+                "ingest --protocol smtp",
+                "possible values: grpc, http/protobuf",
+            ),
+            ("ingest --header nokey", "not KEY=VALUE"),
+            ("ingest --endpoint", "a value is required"),
+            ("ingest --bogus", "unexpected argument '--bogus'"),
+            ("inspect", "TRACE_ID"),
             ("ingest --timeout -1", "non-negative"),
         ] {
-            let e = parse(&args(a)).unwrap_err();
+            let e = parse(a).unwrap_err().to_string();
             assert!(e.contains(msg), "{a}: {e}");
         }
     }

@@ -1,15 +1,16 @@
 //! `flowtel ingest`: JSON lines in, OTLP (or the terminal view) out, with
-//! progress, per-kind problem counts and a summary.
+//! progress (`progress.rs`), per-kind problem counts and a summary.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use flowtel::{EventError, FlowEvent, Flowtel, RecordError, Stats};
+use flowtel::{FlowEvent, Flowtel, RecordError};
 
 use crate::args::Ingest;
 use crate::lines::{self, Line, Origin};
+use crate::progress::{Counts, Printer, Progress};
 use crate::view::{NodeTable, Runs, Style};
 
 /// Problems shown in full (with file:line); the rest are only counted.
@@ -24,6 +25,10 @@ pub(crate) enum Parsed {
     Bad(String, String),
 }
 
+/// Sort one line. JSON that is not a FlowEvent (another library's log line:
+/// see the rule in `FlowEvent::from_json`, an `event` counts only with a
+/// single-token value and a `ts` or a FlowEvent-specific key) is skipped;
+/// a FlowEvent candidate that breaks the contract is a problem.
 pub(crate) fn classify(text: &str) -> Parsed {
     let t = text.trim();
     if t.is_empty() {
@@ -34,27 +39,44 @@ pub(crate) fn classify(text: &str) -> Parsed {
     }
     match FlowEvent::from_json(t) {
         Ok(ev) => Parsed::Event(Box::new(ev)),
-        Err(e) if is_not_flow_event(&e) => Parsed::Skip("JSON, not a FlowEvent"),
+        Err(e) if e.is_not_a_flow_event() => Parsed::Skip("JSON, not a FlowEvent"),
         Err(e) if e.field() == "line" => Parsed::Bad("malformed JSON".into(), e.to_string()),
         Err(e) => Parsed::Bad(format!("invalid `{}`", e.field()), e.to_string()),
     }
 }
 
-fn is_not_flow_event(e: &EventError) -> bool {
-    e.field() == "event" && e.problem().starts_with("missing")
-}
-
 /// Counts of everything that happened to the input.
-#[derive(Default)]
 pub(crate) struct Tally {
     pub(crate) lines: u64,
     pub(crate) events: u64,
     pub(crate) skipped: BTreeMap<&'static str, u64>,
     pub(crate) problems: BTreeMap<String, u64>,
     pub(crate) not_recorded: u64,
+    /// Where the first problems are shown.
+    printer: Printer,
 }
 
 impl Tally {
+    pub(crate) fn new(printer: Printer) -> Self {
+        Tally {
+            lines: 0,
+            events: 0,
+            skipped: BTreeMap::new(),
+            problems: BTreeMap::new(),
+            not_recorded: 0,
+            printer,
+        }
+    }
+
+    /// What the progress line shows.
+    pub(crate) fn counts(&self) -> Counts {
+        Counts {
+            events: self.events,
+            skipped: self.skipped_total(),
+            problems: self.problems_total(),
+        }
+    }
+
     pub(crate) fn skip(&mut self, kind: &'static str) {
         *self.skipped.entry(kind).or_default() += 1;
     }
@@ -63,9 +85,13 @@ impl Tally {
     pub(crate) fn problem(&mut self, origin: &Origin<'_>, kind: String, detail: &str) {
         let shown: u64 = self.problems.values().sum();
         if (shown as usize) < SHOWN_PROBLEMS {
-            eprintln!("flowtel: {}:{}: {detail}", origin.name, origin.line);
+            self.printer.println(&format!(
+                "flowtel: {}:{}: {detail}",
+                origin.name, origin.line
+            ));
         } else if shown as usize == SHOWN_PROBLEMS {
-            eprintln!("flowtel: further problems are only counted (see the summary)");
+            self.printer
+                .println("flowtel: further problems are only counted (see the summary)");
         }
         *self.problems.entry(kind).or_default() += 1;
     }
@@ -109,53 +135,6 @@ impl Tally {
                     None
                 }
             },
-        }
-    }
-}
-
-/// The progress line, on a terminal only.
-struct Progress {
-    enabled: bool,
-    started: Instant,
-    last: Instant,
-    drawn: bool,
-}
-
-impl Progress {
-    fn new(enabled: bool) -> Self {
-        let now = Instant::now();
-        Progress {
-            enabled,
-            started: now,
-            last: now,
-            drawn: false,
-        }
-    }
-
-    fn tick(&mut self, t: &Tally, s: impl FnOnce() -> Stats) {
-        if !self.enabled || t.lines % 512 != 0 || self.last.elapsed() < Duration::from_millis(200) {
-            return;
-        }
-        self.last = Instant::now();
-        let s = s();
-        let rate = t.events as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        let _ = write!(
-            std::io::stderr(),
-            "\r\x1b[K{} events · {:.0}/s · {} spans · {} metric points · {} skipped · {} errors · {} dropped",
-            t.events,
-            rate,
-            s.spans_exported,
-            s.metric_points_exported,
-            t.skipped_total(),
-            t.problems_total(),
-            s.events_dropped() + s.spans_dropped
-        );
-        self.drawn = true;
-    }
-
-    fn clear(&mut self) {
-        if self.drawn {
-            let _ = write!(std::io::stderr(), "\r\x1b[K");
         }
     }
 }
@@ -218,10 +197,11 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
     };
 
     let started = Instant::now();
-    let mut tally = Tally::default();
-    let mut table = NodeTable::default();
     let mut progress = Progress::new(!a.quiet && std::io::stderr().is_terminal());
-    let read_errors = lines::for_each_line(sources, a.follow, a.max_line_bytes, stop, |o, l| {
+    let mut tally = Tally::new(progress.printer());
+    let mut table = NodeTable::default();
+    let max_line = a.common.max_line_bytes;
+    let read_errors = lines::for_each_line(sources, a.follow, max_line, stop, |o, l| {
         if let Some(ev) = tally.line(&o, l) {
             if endpoint.is_none() {
                 table.add(&ev);
@@ -235,9 +215,9 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
                 Err(_) => tally.not_recorded += 1,
             }
         }
-        progress.tick(&tally, || flowtel.stats());
+        progress.update(|| (tally.counts(), flowtel.stats()));
     });
-    progress.clear();
+    progress.finish();
     for e in &read_errors {
         eprintln!("flowtel: {e}");
     }
@@ -312,6 +292,12 @@ mod tests {
         ));
         assert!(matches!(
             classify(r#"{"level":"INFO","message":"x","extra":{"user":1}}"#),
+            Parsed::Skip("JSON, not a FlowEvent")
+        ));
+        assert!(matches!(
+            classify(
+                r#"{"event":"user logged in","timestamp":"2026-11-22T00:20:29Z","level":"info"}"#
+            ),
             Parsed::Skip("JSON, not a FlowEvent")
         ));
         assert!(matches!(

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
@@ -18,7 +19,8 @@ pub(crate) enum Line<'a> {
     BadUtf8,
 }
 
-/// Where a line came from, for messages (`app.log:42`).
+/// Where a line came from, for messages (`app.log:42`). A file name that
+/// is not UTF-8 is shown with replacement characters.
 pub(crate) struct Origin<'a> {
     pub(crate) name: &'a str,
     pub(crate) line: u64,
@@ -26,7 +28,7 @@ pub(crate) struct Origin<'a> {
 
 struct Source {
     name: String,
-    path: Option<String>,
+    path: Option<PathBuf>,
     reader: Box<dyn BufRead>,
     line_no: u64,
     pos: u64,
@@ -49,15 +51,20 @@ fn inode(file: &File) -> Option<u64> {
     }
 }
 
-fn path_inode(path: &str) -> Option<u64> {
+fn path_inode(path: &Path) -> Option<u64> {
     File::open(path).ok().and_then(|f| inode(&f))
 }
 
 impl Source {
-    fn new(name: &str, path: Option<&str>, reader: Box<dyn BufRead>, inode: Option<u64>) -> Self {
+    fn new(
+        name: String,
+        path: Option<PathBuf>,
+        reader: Box<dyn BufRead>,
+        inode: Option<u64>,
+    ) -> Self {
         Source {
-            name: name.into(),
-            path: path.map(String::from),
+            name,
+            path,
             reader,
             line_no: 0,
             pos: 0,
@@ -69,26 +76,27 @@ impl Source {
     }
 }
 
-fn open(name: &str) -> io::Result<Source> {
-    if name == "-" {
+fn open(path: &Path) -> io::Result<Source> {
+    if path == Path::new("-") {
         let stdin = BufReader::with_capacity(1 << 16, io::stdin());
-        return Ok(Source::new("<stdin>", None, Box::new(stdin), None));
+        return Ok(Source::new("<stdin>".into(), None, Box::new(stdin), None));
     }
-    let file = File::open(name)?;
+    let file = File::open(path)?;
     let ino = inode(&file);
     let reader = BufReader::with_capacity(1 << 16, file);
-    Ok(Source::new(name, Some(name), Box::new(reader), ino))
+    let name = path.display().to_string();
+    Ok(Source::new(name, Some(path.into()), Box::new(reader), ino))
 }
 
 /// Open every input up front so that a missing file is reported before any
 /// work starts.
-pub(crate) fn open_all(names: &[String]) -> Result<Vec<SourceHandle>, String> {
-    names
+pub(crate) fn open_all(paths: &[PathBuf]) -> Result<Vec<SourceHandle>, String> {
+    paths
         .iter()
-        .map(|n| {
-            open(n)
+        .map(|p| {
+            open(p)
                 .map(SourceHandle)
-                .map_err(|e| format!("cannot read {n}: {e}"))
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))
         })
         .collect()
 }
@@ -251,7 +259,7 @@ pub(crate) fn for_each_line(
 #[cfg(test)]
 fn collect(input: &[u8], max: usize) -> Vec<String> {
     let reader = BufReader::with_capacity(7, io::Cursor::new(input.to_vec()));
-    let src = Source::new("t", None, Box::new(reader), None);
+    let src = Source::new("t".into(), None, Box::new(reader), None);
     let mut out = Vec::new();
     for_each_line(
         vec![SourceHandle(src)],

@@ -14,10 +14,15 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use clap::Parser as _;
+
 mod args;
+mod incident;
 mod ingest;
 mod inspect;
 mod lines;
+mod progress;
+mod report;
 mod view;
 
 fn use_color(c: args::Color) -> bool {
@@ -31,31 +36,22 @@ fn use_color(c: args::Color) -> bool {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let cmd = match args::parse(&argv) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("flowtel: {e}\n\n{}", args::USAGE);
-            return ExitCode::from(2);
-        }
-    };
+    // Usage errors: clap's message and usage on standard error, status 2;
+    // --help and --version on standard output, status 0.
+    let cli = args::Cli::parse();
     // SIGINT/SIGTERM: stop reading, flush, print the summary, exit.
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
         eprintln!("flowtel: warning: cannot handle signals: {e}");
     }
-    let code = match cmd {
-        args::Command::Help => {
-            print!("{}", args::USAGE);
-            0
-        }
+    let code = match cli.command {
         args::Command::Ingest(a) => {
-            let color = use_color(a.color);
+            let color = use_color(a.common.color);
             ingest::run(a, &stop, color)
         }
         args::Command::Inspect(a) => {
-            let color = use_color(a.color);
+            let color = use_color(a.common.color);
             inspect::run(a, &stop, color)
         }
     };

@@ -525,7 +525,7 @@ mod tests {
             for color in [false, true] {
                 let _ = runs.render(limit, Style { color });
                 let _ = table.render(Style { color });
-                let _ = crate::inspect::report("t1", &all, Style { color });
+                let _ = crate::report::report("t1", &all, Style { color });
             }
         }
     }

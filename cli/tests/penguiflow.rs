@@ -45,29 +45,33 @@ struct Flows {
     events: Vec<FlowEvent>,
 }
 
+/// Run `flows.py --flow <flow>`: its log and the events it captured.
+fn run_flows(flow: &str) -> Flows {
+    let dir = std::env::temp_dir().join(format!("flowtel-pf-{}-{flow}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log, captured) = (dir.join("app.log"), dir.join("events.jsonl"));
+    let status = Command::new(python())
+        .arg(root().join("examples/penguiflow/flows.py"))
+        .args(["--flow", flow])
+        .arg("--log")
+        .arg(&log)
+        .arg("--events")
+        .arg(&captured)
+        .status()
+        .expect("run flows.py");
+    assert!(status.success(), "flows.py --flow {flow} failed: {status}");
+    let events = std::fs::read_to_string(&captured)
+        .unwrap()
+        .lines()
+        .map(|l| FlowEvent::from_json(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    Flows { log, events }
+}
+
 /// Run the flows once per test process; every test reads the same log.
 fn flows() -> &'static Flows {
     static FLOWS: OnceLock<Flows> = OnceLock::new();
-    FLOWS.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("flowtel-pf-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (log, captured) = (dir.join("app.log"), dir.join("events.jsonl"));
-        let status = Command::new(python())
-            .arg(root().join("examples/penguiflow/flows.py"))
-            .arg("--log")
-            .arg(&log)
-            .arg("--events")
-            .arg(&captured)
-            .status()
-            .expect("run flows.py");
-        assert!(status.success(), "flows.py failed: {status}");
-        let events = std::fs::read_to_string(&captured)
-            .unwrap()
-            .lines()
-            .map(|l| FlowEvent::from_json(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect();
-        Flows { log, events }
-    })
+    FLOWS.get_or_init(|| run_flows("support"))
 }
 
 fn us(ts: f64) -> i128 {
@@ -134,12 +138,12 @@ fn ingest_and_check(protocol: &str) {
     } else {
         collector.http_endpoint()
     };
+    // Both spellings of a flag's value: `--endpoint=URL` and `--protocol P`.
     let out = Command::new(env!("CARGO_BIN_EXE_flowtel"))
         .args([
             "ingest",
             "--quiet",
-            "--endpoint",
-            &endpoint,
+            &format!("--endpoint={endpoint}"),
             "--protocol",
             protocol,
         ])
@@ -267,4 +271,70 @@ fn penguiflow_log_over_grpc() {
 #[test]
 fn penguiflow_log_over_http() {
     ingest_and_check("http/protobuf");
+}
+
+/// Live runs where an early node fails and recovers on its retry before a
+/// later node fails terminally (and one where two nodes fail): `inspect`
+/// names the node whose `node_failed` came first, and the last success
+/// before it, as PenguiFlow's own events (captured by a middleware) say.
+#[test]
+fn inspect_names_the_terminal_failure_of_live_runs() {
+    let flows = run_flows("incident");
+    let evs = &flows.events;
+    let mut traces: Vec<&str> = evs.iter().filter_map(|e| e.trace_id.as_deref()).collect();
+    traces.dedup();
+    assert_eq!(traces.len(), 3, "{traces:?}");
+    for t in traces {
+        let run: Vec<&FlowEvent> = evs
+            .iter()
+            .filter(|e| e.trace_id.as_deref() == Some(t))
+            .collect();
+        let failed = run.iter().position(|e| e.event_type == "node_failed");
+        let last_ok = run[..failed.unwrap_or(run.len())]
+            .iter()
+            .rev()
+            .find(|e| e.event_type == "node_success")
+            .expect("a success before");
+        assert!(
+            run.iter().any(|e| e.event_type == "node_error"
+                && run.iter().any(|s| s.event_type == "node_success"
+                    && s.node_name == e.node_name
+                    && s.ts > e.ts)),
+            "{t}: the flow recovers from an error in every run"
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_flowtel"))
+            .args(["inspect", "--color", "never", t])
+            .arg(&flows.log)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        let expect_ok = format!(
+            "1. Last successful node: {} (attempt {})",
+            last_ok.node_name.as_deref().unwrap_or("?"),
+            last_ok.attempt
+        );
+        assert!(stdout.contains(&expect_ok), "{t}: {expect_ok}\n{stdout}");
+        let expect_failing = match failed {
+            Some(i) => format!(
+                "2. Failing node: {} failed: {}",
+                run[i].node_name.as_deref().unwrap_or("?"),
+                run[i].extra["flow_error"]["code"].as_str().unwrap_or("?")
+            ),
+            None => "2. Failing node: none failed".to_string(),
+        };
+        assert!(
+            stdout.contains(&expect_failing),
+            "{t}: {expect_failing}\n{stdout}"
+        );
+        // Every node that failed terminally is named.
+        for e in run.iter().filter(|e| e.event_type == "node_failed") {
+            let name = e.node_name.as_deref().unwrap_or("?");
+            assert!(
+                stdout.contains(&format!("{name} failed:"))
+                    || stdout.contains(&format!("also failed: {name}:")),
+                "{t}: {name} not named as failed\n{stdout}"
+            );
+        }
+    }
 }

@@ -156,6 +156,29 @@ fn bad_lines_never_stop_a_run_and_are_counted() {
 }
 
 #[test]
+fn other_libraries_json_logs_are_skipped_not_problems() {
+    // A service log mixing structlog lines with PenguiFlow's.
+    let input = "\
+{\"event\": \"user logged in\", \"timestamp\": \"2026-11-22T00:20:29.202800Z\", \"level\": \"info\"}
+{\"event\": \"cache_warmed\", \"timestamp\": \"2026-11-22T00:20:29.3Z\", \"level\": \"debug\", \"trace_id\": \"3e512c5b0a184257a25c215d19544e6a\"}
+{\"event\":\"node_success\",\"ts\":1795305121.5,\"node_name\":\"a\",\"trace_id\":\"3e512c5b0a184257a25c215d19544e6a\",\"latency_ms\":5}
+{\"event\":\"node_success\",\"ts\":1795305121.6,\"node_name\":\"b\",\"latency_ms\":-5}
+";
+    let out = flowtel(&["ingest", "-"], Some(input.as_bytes()));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("1 events"), "{stderr}");
+    assert!(
+        stderr.contains("skipped:   JSON, not a FlowEvent 2"),
+        "{stderr}"
+    );
+    // The broken FlowEvent is still a problem, shown with its origin.
+    assert!(stderr.contains("1 problems"), "{stderr}");
+    assert!(stderr.contains("<stdin>:4: field `latency_ms`"), "{stderr}");
+    assert!(!stderr.contains("<stdin>:1:"), "{stderr}");
+}
+
+#[test]
 fn zero_length_and_single_event_runs_render() {
     let t = "3e512c5b0a184257a25c215d19544e6a";
     let input = format!(
@@ -175,9 +198,9 @@ fn usage_errors_and_missing_files_exit_2() {
     let out = flowtel(&["ingest", "/nonexistent/app.log"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read /nonexistent/app.log"));
-    let out = flowtel(&["ingest", "--protocol", "smtp"], None);
+    let out = flowtel(&["ingest", "--bogus"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("USAGE"));
+    assert!(text(&out.stderr).contains("Usage: flowtel ingest"));
     let out = flowtel(&["--help"], None);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("flowtel ingest"));

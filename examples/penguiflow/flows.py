@@ -1,12 +1,22 @@
 """Run real PenguiFlow flows and write their structured JSON log.
 
-Five runs through one flow (fetch -> triage -> summarize):
+``--flow support`` (the default; ``sample.log``): five runs through one flow
+(fetch -> triage -> summarize):
 
   ok        every node succeeds
   retry     triage raises once, is retried, succeeds
   timeout   summarize times out twice and fails terminally (node_failed)
   cancel    the run is cancelled while fetch works (trace_cancel_*)
   deadline  the message's deadline passes before triage (deadline_skip)
+
+``--flow incident`` (``incident.log``): three runs through a fan-out flow
+(ingest -> enrich -> answer, ingest -> audit) where enrich fails once in
+every run and recovers on its retry:
+
+  recovered         nothing else fails: the run succeeds
+  recover_then_fail answer then raises on every attempt and fails terminally
+                    (node_error, node_retry, node_error, node_failed)
+  several_fail      audit fails terminally (no retries) and answer too
 
 The log (``configure_logging(structured=True)`` format, plus a few unrelated
 lines as a real service log has) goes to --log; every FlowEvent, as
@@ -15,6 +25,7 @@ lines as a real service log has) goes to --log; every FlowEvent, as
 emitted.
 
     python examples/penguiflow/flows.py --log app.log --events events.jsonl
+    python examples/penguiflow/flows.py --flow incident --log incident.log --events events.jsonl
 """
 
 from __future__ import annotations
@@ -56,7 +67,36 @@ async def summarize(msg: Message, _ctx) -> Message:
     return msg
 
 
-async def main(log_path: str, events_path: str) -> None:
+async def ingest(msg: Message, _ctx) -> Message:
+    await asyncio.sleep(0.01)
+    return msg
+
+
+async def enrich(msg: Message, _ctx) -> Message:
+    await asyncio.sleep(0.02)
+    key = f"enrich:{msg.trace_id}"
+    calls[key] = calls.get(key, 0) + 1
+    if calls[key] == 1:
+        raise ConnectionError("geo service reset the connection")
+    return msg
+
+
+async def answer(msg: Message, _ctx) -> Message:
+    await asyncio.sleep(0.02)
+    if scenario(msg) in ("recover_then_fail", "several_fail"):
+        raise ValueError("answer schema drift: no 'citations' field")
+    return msg
+
+
+async def audit(msg: Message, _ctx) -> Message:
+    await asyncio.sleep(0.01)
+    if scenario(msg) == "several_fail":
+        raise PermissionError("audit store refused the write")
+    return msg
+
+
+def open_logs(log_path: str) -> logging.Logger:
+    """PenguiFlow's structured log and a plain-text app logger, one file."""
     open(log_path, "w").close()  # both handlers append to one file
     handler = logging.FileHandler(log_path, mode="a", encoding="utf-8")
     handler.setFormatter(StructuredFormatter())
@@ -71,7 +111,50 @@ async def main(log_path: str, events_path: str) -> None:
     app.setLevel(logging.INFO)
     app.handlers[:] = [app_handler]
     app.propagate = False
+    return app
 
+
+async def incident(log_path: str, events_path: str) -> None:
+    app = open_logs(log_path)
+    captured = open(events_path, "w", encoding="utf-8")
+    # A run is over when both branch ends (answer, audit) have succeeded or
+    # failed terminally: wait for that instead of a fixed time.
+    ends: dict[str, set[str]] = {}
+    finished: dict[str, asyncio.Event] = {}
+
+    async def capture(event) -> None:
+        captured.write(json.dumps(event.to_payload()) + "\n")
+        if event.event_type in ("node_success", "node_failed") and event.node_name in ("answer", "audit"):
+            ends.setdefault(event.trace_id, set()).add(event.node_name)
+            if len(ends[event.trace_id]) == 2:
+                finished[event.trace_id].set()
+
+    n_ingest = Node(ingest, name="ingest", policy=NodePolicy(timeout_s=5, max_retries=0))
+    n_enrich = Node(enrich, name="enrich", policy=NodePolicy(timeout_s=5, max_retries=2, backoff_base=0.05))
+    n_answer = Node(answer, name="answer", policy=NodePolicy(timeout_s=5, max_retries=1, backoff_base=0.05))
+    n_audit = Node(audit, name="audit", policy=NodePolicy(timeout_s=5, max_retries=0))
+    flow = create(
+        n_ingest.to(n_enrich, n_audit),
+        n_enrich.to(n_answer),
+        n_answer.to(),
+        n_audit.to(),
+        middlewares=[capture],
+    )
+    flow.run()
+    app.info("service started")
+    for name in ["recovered", "recover_then_fail", "several_fail"]:
+        msg = Message(payload={"scenario": name}, headers=Headers(tenant="acme"))
+        finished[msg.trace_id] = asyncio.Event()
+        app.info("run %s: trace %s", name, msg.trace_id)
+        await flow.emit(msg)
+        await asyncio.wait_for(finished[msg.trace_id].wait(), timeout=30)
+    app.info("service stopping")
+    await flow.stop()
+    captured.close()
+
+
+async def main(log_path: str, events_path: str) -> None:
+    app = open_logs(log_path)
     captured = open(events_path, "w", encoding="utf-8")
 
     async def capture(event) -> None:
@@ -107,5 +190,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--log", required=True, help="structured log output")
     parser.add_argument("--events", required=True, help="captured FlowEvent payloads (JSON lines)")
+    parser.add_argument("--flow", choices=["support", "incident"], default="support", help="which flow to run")
     args = parser.parse_args()
-    asyncio.run(main(args.log, args.events))
+    asyncio.run((incident if args.flow == "incident" else main)(args.log, args.events))

@@ -6,6 +6,24 @@
 //! - a PenguiFlow structured-log line (`{"level", "logger", "message", "timestamp",
 //!   "extra": {...payload...}}`), whose wrapper fields (including the formatted
 //!   traceback in `exception`) are ignored.
+//!
+//! Other libraries' JSON logs share the `event` key (structlog writes
+//! `{"event": "user logged in", "timestamp": ..., "level": "info"}`), so an
+//! `event` alone does not make a FlowEvent. An object (the line itself, or the
+//! `extra` of a log line) is a FlowEvent *candidate* when
+//!
+//! 1. its `event` (or `event_type`) value is a single token: not a string
+//!    containing whitespace. PenguiFlow's event types are snake_case
+//!    identifiers; a sentence is a log message; and
+//! 2. it has a `ts` key, or one of the keys only FlowEvents carry:
+//!    `FLOW_EVENT_KEYS` (`node_name`, `node_id`, `latency_ms`, the queue depths,
+//!    the trace counters). `trace_id` and `attempt` are not among them: OTel
+//!    log correlation adds `trace_id` to any library's lines, and retry
+//!    helpers log `attempt`.
+//!
+//! Anything else is not a FlowEvent ([`EventError::is_not_a_flow_event`]);
+//! a candidate that breaks the contract (a negative `latency_ms`, a `ts`
+//! that is not a number) is an error naming the field.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -35,33 +53,66 @@ impl FlowEvent {
     /// ```
     pub fn from_json(input: &str) -> Result<FlowEvent, EventError> {
         let fields = parse_object(input)?;
-        let is_payload = fields
-            .0
-            .iter()
-            .any(|(k, _)| k == "event" || k == "event_type");
-        if is_payload {
+        if fields.has_event() {
+            fields.check_candidate()?;
             return from_fields(fields);
         }
         if let Some((_, raw)) = fields.0.iter().find(|(k, _)| k == "extra") {
             let inner = parse_object(raw.get()).map_err(|e| {
                 EventError::new("extra", format!("log line `extra`: {}", e.problem()))
             })?;
-            if !inner
-                .0
-                .iter()
-                .any(|(k, _)| k == "event" || k == "event_type")
-            {
-                return Err(EventError::new(
-                    "event",
-                    "missing: a log line whose `extra` has no `event` is not a FlowEvent",
-                ));
+            if !inner.has_event() {
+                return Err(not_a_flow_event("a log line whose `extra` has no `event`"));
             }
+            inner.check_candidate()?;
             return from_fields(inner);
         }
-        Err(EventError::new(
-            "event",
-            "missing: neither a FlowEvent payload nor a PenguiFlow log line",
+        Err(not_a_flow_event(
+            "no `event` key and no log-line `extra` holding one",
         ))
+    }
+}
+
+/// Keys only a FlowEvent carries (besides `ts`): one of them, or `ts`, makes
+/// an object with an `event` a FlowEvent candidate. See the module docs.
+const FLOW_EVENT_KEYS: &[&str] = &[
+    "node_name",
+    "node_id",
+    "latency_ms",
+    "q_depth_in",
+    "q_depth_out",
+    "q_depth_total",
+    "queue_depth_in",
+    "queue_depth_out",
+    "outgoing",
+    "outgoing_edges",
+    "queue_maxsize",
+    "trace_pending",
+    "trace_inflight",
+    "trace_cancelled",
+];
+
+/// How every "not a FlowEvent" problem starts.
+const NOT_A_FLOW_EVENT: &str = "not a FlowEvent: ";
+
+fn not_a_flow_event(why: &str) -> EventError {
+    EventError::new("event", format!("{NOT_A_FLOW_EVENT}{why}"))
+}
+
+impl EventError {
+    /// Whether the input was JSON that is not a FlowEvent at all (another
+    /// library's log line, say) rather than a broken FlowEvent. A bridge
+    /// skips the first and reports the second.
+    ///
+    /// ```
+    /// use flowtel::FlowEvent;
+    /// let structlog = r#"{"event":"user logged in","timestamp":"2026-11-22T00:20:29Z","level":"info"}"#;
+    /// assert!(FlowEvent::from_json(structlog).unwrap_err().is_not_a_flow_event());
+    /// let broken = r#"{"event":"node_success","ts":1700000000.5,"node_name":"a","latency_ms":-1}"#;
+    /// assert!(!FlowEvent::from_json(broken).unwrap_err().is_not_a_flow_event());
+    /// ```
+    pub fn is_not_a_flow_event(&self) -> bool {
+        self.field() == "event" && self.problem().starts_with(NOT_A_FLOW_EVENT)
     }
 }
 
@@ -89,6 +140,43 @@ impl<'de> Deserialize<'de> for Fields<'de> {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+impl Fields<'_> {
+    fn has_event(&self) -> bool {
+        self.0
+            .iter()
+            .any(|(k, _)| k == "event" || k == "event_type")
+    }
+
+    /// The candidate rule of the module docs.
+    fn check_candidate(&self) -> Result<(), EventError> {
+        for (k, raw) in &self.0 {
+            if k == "event" || k == "event_type" {
+                // Borrowed unless the string has escapes; a non-string
+                // `event` is left to the field check, which names it.
+                let name = serde_json::from_str::<&str>(raw.get())
+                    .map(Cow::Borrowed)
+                    .or_else(|_| serde_json::from_str::<String>(raw.get()).map(Cow::Owned));
+                if name.is_ok_and(|n| n.chars().any(char::is_whitespace)) {
+                    return Err(not_a_flow_event(&format!(
+                        "`{k}` is a sentence, not an event type"
+                    )));
+                }
+            }
+        }
+        let evidence = self
+            .0
+            .iter()
+            .any(|(k, _)| k == "ts" || FLOW_EVENT_KEYS.contains(&k.as_ref()));
+        if evidence {
+            Ok(())
+        } else {
+            Err(not_a_flow_event(
+                "an `event` with neither `ts` nor any FlowEvent field",
+            ))
+        }
     }
 }
 
@@ -268,7 +356,7 @@ mod tests {
     fn errors_name_field_and_problem() {
         let cases = [
             (r#"{"ts":1}"#, "event"),
-            (r#"{"event":"node_start"}"#, "ts"),
+            (r#"{"event":"node_start","node_name":"a"}"#, "ts"),
             (r#"{"event":5,"ts":1}"#, "event"),
             (r#"{"event":"a","ts":"yesterday"}"#, "ts"),
             (r#"{"event":"a","ts":1,"latency_ms":-1}"#, "latency_ms"),
@@ -312,6 +400,47 @@ mod tests {
             .unwrap();
         assert_eq!(ev.extra["k"], "1e999");
         assert_eq!(ev.extra["j"], "[1e999]");
+    }
+
+    #[test]
+    fn other_libraries_json_logs_are_not_flow_events() {
+        for line in [
+            // structlog's JSONRenderer, with and without OTel log correlation.
+            r#"{"event": "user logged in", "timestamp": "2026-11-22T00:20:29Z", "level": "info"}"#,
+            r#"{"event": "user_login", "timestamp": "2026-11-22T00:20:29Z", "level": "info"}"#,
+            r#"{"event": "user_login", "trace_id": "3e512c5b0a184257a25c215d19544e6a", "attempt": 2}"#,
+            // A sentence is a message even next to a `ts`.
+            r#"{"event": "cache warmed up", "ts": 1795305121.5}"#,
+            r#"{"event": "job\tdone", "ts": 1795305121.5}"#,
+            r#"{"level": "INFO", "extra": {"event": "user logged in", "user": 1}}"#,
+            r#"{"level": "INFO", "extra": {"event": "user_login"}}"#,
+            r#"{"event": "node_start"}"#,
+        ] {
+            let e = FlowEvent::from_json(line).unwrap_err();
+            assert!(e.is_not_a_flow_event(), "{line}: {e}");
+        }
+        // Candidates that break the contract are errors naming the field.
+        for (line, field) in [
+            (
+                r#"{"event":"node_success","ts":1795305121.5,"node_name":"a","latency_ms":-1}"#,
+                "latency_ms",
+            ),
+            (r#"{"event":"node_success","node_name":"a"}"#, "ts"),
+            (r#"{"event":"node_start","ts":"late"}"#, "ts"),
+            (r#"{"event":5,"ts":1}"#, "event"),
+            (r#"{"event":"","ts":1}"#, "event"),
+            (
+                r#"{"extra":{"event":"node_start","q_depth_in":-1}}"#,
+                "q_depth_in",
+            ),
+        ] {
+            let e = FlowEvent::from_json(line).unwrap_err();
+            assert!(!e.is_not_a_flow_event(), "{line}: {e}");
+            assert_eq!(e.field(), field, "{line}: {e}");
+        }
+        // The smallest FlowEvent: a single-token type and a `ts`.
+        let ev = FlowEvent::from_json(r#"{"event":"x_custom","ts":1}"#).unwrap();
+        assert_eq!(ev.event_type, "x_custom");
     }
 
     #[test]
