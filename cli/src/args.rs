@@ -105,6 +105,11 @@ pub(crate) struct Ingest {
     /// Root span name [default: flow]
     #[arg(long, value_name = "NAME")]
     pub(crate) flow_name: Option<String>,
+    /// This bridge sees only part of each run (another process or bridge
+    /// owns the runs' root spans): export a partial run span per run, a
+    /// child of the root with its own id, instead of the root
+    #[arg(long)]
+    pub(crate) partial_runs: bool,
     /// Keep reading growing files (through rotation and truncation) until
     /// SIGINT/SIGTERM, then flush and exit
     #[arg(short, long)]

@@ -182,6 +182,7 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
     if let Some(f) = &a.flow_name {
         b = b.with_flow_name(f.clone());
     }
+    b = b.with_partial_runs(a.partial_runs);
     // A bridge slows down rather than lose anything.
     b = b.with_backpressure(true);
     let runs = Runs::default();

@@ -6,6 +6,7 @@ pub mod assertions;
 pub mod collector;
 pub mod debuglog;
 pub mod scenario;
+pub mod split;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

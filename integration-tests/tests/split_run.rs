@@ -2,36 +2,22 @@
 //! the same real collector: the root owner (default) and a partial
 //! pipeline (`with_partial_runs(true)`). Line by line, so an attempt's start
 //! and its end often land in different processes. The collector must end up
-//! with one root per run, every attempt once, and no span id twice with
-//! different content.
+//! with one root per run, every attempt once, and no span id twice.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::Command;
 use std::time::Duration;
 
-use flowtel::{FlowEvent, Flowtel, Protocol};
+use flowtel::{Flowtel, Protocol};
+use flowtel_integration_tests::assertions::check_tree;
 use flowtel_integration_tests::collector::Collector;
-use flowtel_integration_tests::debuglog::Span;
+use flowtel_integration_tests::split::{attempts_per_trace, split_log};
 
-const LOG: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/penguiflow/sample.log"
-);
-
-/// The log's FlowEvents, each with the process (0 = owner, 1 = partial)
-/// that gets it: lines alternate, but the owner sees every run's first
-/// event (a run the owner never sees has no root; see the README).
-fn split() -> Vec<(usize, FlowEvent)> {
-    let text = std::fs::read_to_string(LOG).unwrap();
-    let mut seen = HashSet::new();
-    text.lines()
-        .filter_map(|l| FlowEvent::from_json(l).ok())
-        .enumerate()
-        .map(|(i, ev)| {
-            let first = ev.trace_id.clone().is_some_and(|t| seen.insert(t));
-            (if first { 0 } else { i % 2 }, ev)
-        })
-        .collect()
+fn log() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/penguiflow/sample.log"
+    );
+    std::fs::read_to_string(path).unwrap()
 }
 
 #[test]
@@ -45,20 +31,12 @@ fn child_exports_its_part() {
         .with_partial_runs(part == 1)
         .build()
         .unwrap();
-    for (p, ev) in split() {
-        if p == part {
+    for (side, _, ev) in split_log(&log()) {
+        if side == part {
             flowtel.record(ev).unwrap();
         }
     }
     flowtel.shutdown(Duration::from_secs(10)).unwrap();
-}
-
-/// What must agree when one span id arrives twice.
-fn content(s: &Span) -> String {
-    format!(
-        "{} {} {} {} {} {} {:?}",
-        s.trace_id, s.parent_id, s.name, s.start_ns, s.end_ns, s.status_code, s.attributes
-    )
 }
 
 #[test]
@@ -78,20 +56,11 @@ fn a_run_split_across_two_processes_is_one_tree() {
         assert!(c.wait().unwrap().success());
     }
 
-    let events = split();
-    let mut terminals: HashMap<String, HashSet<String>> = HashMap::new();
-    for (_, ev) in &events {
-        if matches!(
-            ev.event_type.as_str(),
-            "node_success" | "node_error" | "node_timeout"
-        ) {
-            terminals
-                .entry(ev.trace_id.clone().unwrap())
-                .or_default()
-                .insert(format!("{:?}{}{}", ev.node_id, ev.attempt, ev.ts));
-        }
-    }
-    let expected_attempts: usize = terminals.values().map(HashSet::len).sum();
+    let text = log();
+    let split = split_log(&text);
+    let attempts = attempts_per_trace(split.iter().map(|(_, _, ev)| ev));
+    let total: usize = attempts.values().sum();
+    assert!(total > 0);
     let r = collector.wait_for(Duration::from_secs(10), |r| {
         r.spans
             .iter()
@@ -100,42 +69,20 @@ fn a_run_split_across_two_processes_is_one_tree() {
                     .is_some_and(|o| o != "incomplete")
             })
             .count()
-            >= expected_attempts
+            >= total
     });
-
-    let mut by_id: BTreeMap<&str, &Span> = BTreeMap::new();
-    for s in &r.spans {
-        if let Some(prev) = by_id.insert(&s.span_id, s) {
-            assert_eq!(
-                content(prev),
-                content(s),
-                "span id {} exported twice with different content",
-                s.span_id
-            );
-        }
-    }
-    assert!(!terminals.is_empty());
-    for (trace, ends) in &terminals {
+    for (trace, n) in &attempts {
         let spans = r.trace(trace);
-        let roots: Vec<_> = spans.iter().filter(|s| s.parent_id.is_empty()).collect();
-        assert_eq!(roots.len(), 1, "one root for {trace}");
-        let root = &roots[0].span_id;
-        let mut attempt_ids = HashSet::new();
-        for s in &spans {
-            if !s.parent_id.is_empty() {
-                assert_eq!(&s.parent_id, root, "{} hangs under the root", s.name);
-            }
-            if s.attr("flow.node.outcome")
-                .is_some_and(|o| o != "incomplete")
-            {
-                attempt_ids.insert(s.span_id.clone());
-            }
-        }
-        assert_eq!(
-            attempt_ids.len(),
-            ends.len(),
-            "every attempt of {trace} once"
-        );
+        // One root, every other span under it, no span id twice.
+        check_tree(&spans).unwrap_or_else(|e| panic!("{trace}: {e}"));
+        let ended = spans
+            .iter()
+            .filter(|s| {
+                s.attr("flow.node.outcome")
+                    .is_some_and(|o| o != "incomplete")
+            })
+            .count();
+        assert_eq!(ended, *n, "every attempt of {trace} once");
     }
     assert!(
         r.spans
