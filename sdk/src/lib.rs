@@ -39,14 +39,22 @@
 //!   mapping happens on flowtel's own thread and export on flowtel's own small
 //!   tokio runtime, so it works the same from sync code and from any tokio
 //!   runtime flavour.
-//! - Everything is bounded (event queue, span buffer, open runs, metric
-//!   attribute values) and every drop is counted: [`Flowtel::stats`] and the
+//! - Everything is bounded (event queue, span buffer, one budget over all
+//!   open runs, nodes and attempts, metric attribute values and series) and
+//!   every drop is counted: [`Flowtel::stats`] and the
 //!   `flowtel.sdk.*` self-metrics, plus one warning on standard error per kind
 //!   and, when anything was lost, a one-line summary at shutdown.
 //! - [`Flowtel::flush`] and [`Flowtel::shutdown`] take a timeout and return an
-//!   error instead of hanging.
+//!   error instead of hanging; [`Flowtel::flush_async`] and
+//!   [`Flowtel::shutdown_async`] never block an executor thread. Dropping the
+//!   last handle flushes within [`DROP_FLUSH_TIMEOUT`]. In a child process
+//!   after `fork()`, the first call starts a pipeline of the child's own.
 //! - A run's root span is exported when the run ends: idle for
-//!   `run_idle_timeout` (30 s), [`Flowtel::end_run`], or shutdown.
+//!   `run_idle_timeout` (30 s) with no attempt open, [`Flowtel::end_run`],
+//!   shutdown, or shed by the state budget. Span ids are derived from the
+//!   events, so processes that each see part of a run agree on them; one of
+//!   them owns the root, the others use
+//!   [`FlowtelBuilder::with_partial_runs`].
 //!
 //! Every name flowtel emits is a constant of [`flowtel_semconv`], documented
 //! in one table.
