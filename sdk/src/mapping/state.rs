@@ -28,21 +28,27 @@ pub(super) struct OpenStart {
 
 /// One terminal event already mapped: enough to recognise an exact
 /// duplicate (same attempt and end) and a start that arrives after its end.
+/// Times in microseconds (PenguiFlow's precision), so that 24 bytes hold
+/// any timestamp up to the year 5000 that validation accepts.
 #[derive(Clone, Copy, Default)]
 struct Terminal {
     attempt: u32,
-    start_ns: u128,
-    end_ns: u128,
+    start_us: u64,
+    end_us: u64,
+}
+
+fn us(ns: u128) -> u64 {
+    u64::try_from(ns / 1000).unwrap_or(u64::MAX)
 }
 
 /// Terminal events remembered per node: a fixed ring, whatever the number of
-/// attempts or invocations.
-const RECENT_TERMINALS: usize = 8;
+/// attempts or invocations (duplicates arrive close to their original).
+const RECENT_TERMINALS: usize = 4;
 
 /// How long before a terminal's computed start a `node_start` of the same
 /// attempt still counts as that attempt's (clock skew between the start
 /// event and the latency measurement).
-const START_SLACK_NS: u128 = 1_000_000_000;
+const START_SLACK_US: u64 = 1_000_000;
 
 /// What a run knows about one of its nodes (keyed by node id, else name).
 pub(super) struct NodeState {
@@ -55,15 +61,20 @@ pub(super) struct NodeState {
     /// Started attempts without a terminal event yet.
     pub(super) open: Vec<OpenStart>,
     recent: [Terminal; RECENT_TERMINALS],
-    recent_len: usize,
-    recent_next: usize,
+    recent_len: u8,
+    recent_next: u8,
 }
 
 impl NodeState {
     pub(super) fn new(name: Option<&str>, id: Option<&str>, key: &str) -> Self {
+        let span_name: Arc<str> = Arc::from(name.unwrap_or(key));
+        let metric_name = match name {
+            Some(_) => span_name.clone(),
+            None => Arc::from(flowtel_semconv::UNKNOWN_VALUE),
+        };
         NodeState {
-            span_name: Arc::from(name.unwrap_or(key)),
-            metric_name: Arc::from(name.unwrap_or(flowtel_semconv::UNKNOWN_VALUE)),
+            span_name,
+            metric_name,
             id: id.map(Arc::from),
             open: Vec::new(),
             recent: [Terminal::default(); RECENT_TERMINALS],
@@ -73,32 +84,36 @@ impl NodeState {
     }
 
     fn recent(&self) -> &[Terminal] {
-        &self.recent[..self.recent_len]
+        &self.recent[..usize::from(self.recent_len)]
     }
 
     /// An exact duplicate of a terminal event already mapped.
     pub(super) fn is_duplicate(&self, attempt: u32, end_ns: u128) -> bool {
+        let end = us(end_ns);
         self.recent()
             .iter()
-            .any(|t| t.attempt == attempt && t.end_ns == end_ns)
+            .any(|t| t.attempt == attempt && t.end_us == end)
     }
 
     /// A `node_start` whose attempt already ended (out-of-order input): it
     /// must not open a phantom attempt.
     pub(super) fn is_late_start(&self, attempt: u32, ts_ns: u128) -> bool {
+        let ts = us(ts_ns);
         self.recent().iter().any(|t| {
-            t.attempt == attempt && ts_ns <= t.end_ns && ts_ns + START_SLACK_NS >= t.start_ns
+            t.attempt == attempt
+                && ts <= t.end_us
+                && ts.saturating_add(START_SLACK_US) >= t.start_us
         })
     }
 
     pub(super) fn remember_terminal(&mut self, attempt: u32, start_ns: u128, end_ns: u128) {
-        self.recent[self.recent_next] = Terminal {
+        self.recent[usize::from(self.recent_next)] = Terminal {
             attempt,
-            start_ns,
-            end_ns,
+            start_us: us(start_ns),
+            end_us: us(end_ns),
         };
-        self.recent_next = (self.recent_next + 1) % RECENT_TERMINALS;
-        self.recent_len = (self.recent_len + 1).min(RECENT_TERMINALS);
+        self.recent_next = (self.recent_next + 1) % RECENT_TERMINALS as u8;
+        self.recent_len = (self.recent_len + 1).min(RECENT_TERMINALS as u8);
     }
 
     /// The open start a terminal event of `attempt` ending at `end_ns`
@@ -164,15 +179,15 @@ mod tests {
     fn a_node_remembers_a_fixed_number_of_terminals_whatever_the_attempts() {
         let mut n = NodeState::new(Some("a"), None, "a");
         for attempt in 0..10_000u32 {
-            let end = u128::from(attempt) * 10 + 5;
-            n.remember_terminal(attempt, end - 5, end);
+            let end = (u128::from(attempt) * 10 + 5) * 1000;
+            n.remember_terminal(attempt, end - 5000, end);
         }
         assert_eq!(n.recent().len(), RECENT_TERMINALS);
-        assert!(n.is_duplicate(9_999, 99_995));
-        assert!(!n.is_duplicate(0, 5), "forgotten long ago");
-        assert!(n.is_late_start(9_999, 99_991));
+        assert!(n.is_duplicate(9_999, 99_995_000));
+        assert!(!n.is_duplicate(0, 5_000), "forgotten long ago");
+        assert!(n.is_late_start(9_999, 99_991_000));
         assert!(
-            !n.is_late_start(9_999, 99_996),
+            !n.is_late_start(9_999, 99_996_000),
             "after the end: a new invocation"
         );
     }
