@@ -191,16 +191,24 @@ impl Worker {
         self.stats.warn_lost_at_shutdown();
         let (mtx, mrx) = mpsc::channel();
         let mp = self.meter_provider.clone();
-        on_helper(move || metric_result(mp.shutdown()), mtx);
+        // The runtime goes with the metric shutdown: a final export still
+        // stuck on a dead collector keeps polling its timers on it until it
+        // fails on its own time (shutting the runtime down under it panics
+        // the SDK's reader thread), and this thread never waits for that.
+        on_helper(
+            move || {
+                let r = metric_result(mp.shutdown());
+                runtime.shutdown_background();
+                r
+            },
+            mtx,
+        );
         let metrics = wait(&mrx, deadline, timeout);
         let result = spans.and(metrics);
         self.stats.shutdown_summary();
         if let Some(reply) = reply {
             let _ = reply.send(result);
         }
-        // Never blocks: a metric export still stuck on a dead collector
-        // fails on its own time instead of holding this thread.
-        runtime.shutdown_background();
     }
 
     /// Send a command to every export loop; one reply receiver each.
