@@ -28,7 +28,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -52,24 +52,29 @@ impl FlowEvent {
     /// assert_eq!(err.field(), "latency_ms");
     /// ```
     pub fn from_json(input: &str) -> Result<FlowEvent, EventError> {
-        let fields = parse_object(input)?;
+        // One pass over the line: the members stay unparsed, except a
+        // nested `extra` object, whose members are taken in the same scan.
+        let mut fields = parse_object(input)?;
         if fields.has_event() {
             fields.check_candidate()?;
             return from_fields(fields);
         }
-        if let Some((_, raw)) = fields.0.iter().find(|(k, _)| k == "extra") {
-            let inner = parse_object(raw.get()).map_err(|e| {
-                EventError::new("extra", format!("log line `extra`: {}", e.problem()))
-            })?;
-            if !inner.has_event() {
-                return Err(not_a_flow_event("a log line whose `extra` has no `event`"));
+        match fields.take_extra() {
+            Some(Ok(inner)) => {
+                if !inner.has_event() {
+                    return Err(not_a_flow_event("a log line whose `extra` has no `event`"));
+                }
+                inner.check_candidate()?;
+                from_fields(*inner)
             }
-            inner.check_candidate()?;
-            return from_fields(inner);
+            Some(Err(_)) => Err(EventError::new(
+                "extra",
+                "log line `extra`: not a JSON object",
+            )),
+            None => Err(not_a_flow_event(
+                "no `event` key and no log-line `extra` holding one",
+            )),
         }
-        Err(not_a_flow_event(
-            "no `event` key and no log-line `extra` holding one",
-        ))
     }
 }
 
@@ -116,43 +121,64 @@ impl EventError {
     }
 }
 
-/// A JSON object's members in order, values left unparsed.
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// A JSON object's members in order, values left unparsed, except `extra`
+/// when it is an object (a log line's payload, or the dataclass form's
+/// nested extra): split into its members in the same pass.
+struct Fields<'a> {
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    /// `extra`'s members, when split in the same pass.
+    extra: Option<Box<Fields<'a>>>,
+}
 
 #[derive(Deserialize)]
 struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    let v: &'de RawValue = map.next_value()?;
-                    out.push((k, v));
-                }
-                Ok(Fields(out))
+/// Deserializes [`Fields`]; `split_extra` takes an `extra` object apart in
+/// the same pass (any other `extra` fails the pass: see `parse_object`).
+#[derive(Clone, Copy)]
+struct FieldsSeed {
+    split_extra: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldsSeed {
+    type Value = Fields<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldsSeed {
+    type Value = Fields<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Fields {
+            members: Vec::with_capacity(map.size_hint().unwrap_or(16)),
+            extra: None,
+        };
+        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+            if self.split_extra && k == "extra" && out.extra.is_none() {
+                out.extra = Some(Box::new(map.next_value_seed(self)?));
+            } else {
+                let v: &'de RawValue = map.next_value()?;
+                out.members.push((k, v));
             }
         }
-        d.deserialize_map(V)
+        Ok(out)
     }
 }
 
 impl Fields<'_> {
     fn has_event(&self) -> bool {
-        self.0
+        self.members
             .iter()
             .any(|(k, _)| k == "event" || k == "event_type")
     }
 
     /// The candidate rule of the module docs.
     fn check_candidate(&self) -> Result<(), EventError> {
-        for (k, raw) in &self.0 {
+        for (k, raw) in &self.members {
             if k == "event" || k == "event_type" {
                 // Borrowed unless the string has escapes; a non-string
                 // `event` is left to the field check, which names it.
@@ -167,7 +193,7 @@ impl Fields<'_> {
             }
         }
         let evidence = self
-            .0
+            .members
             .iter()
             .any(|(k, _)| k == "ts" || FLOW_EVENT_KEYS.contains(&k.as_ref()));
         if evidence {
@@ -180,9 +206,36 @@ impl Fields<'_> {
     }
 }
 
+/// Parse an object in one pass, `extra` included. When that fails (an
+/// `extra` that is not an object, or nested deeper than a value may be, or
+/// input that is not a JSON object at all), parse it again with `extra`
+/// left raw, so that such lines fare exactly as before and only they pay
+/// for a second pass.
 fn parse_object(input: &str) -> Result<Fields<'_>, EventError> {
-    serde_json::from_str::<Fields<'_>>(input)
+    let pass = |split_extra| {
+        let mut de = serde_json::Deserializer::from_str(input);
+        let f = FieldsSeed { split_extra }.deserialize(&mut de)?;
+        de.end().map(|()| f)
+    };
+    pass(true)
+        .or_else(|_| pass(false))
         .map_err(|e| EventError::new("line", format!("not a JSON object: {e}")))
+}
+
+impl<'a> Fields<'a> {
+    /// `extra`'s members: split in the first pass, or parsed now from the
+    /// raw member (`Err` with the raw value when it is not an object).
+    fn take_extra(&mut self) -> Option<Result<Box<Fields<'a>>, &'a RawValue>> {
+        if let Some(f) = self.extra.take() {
+            return Some(Ok(f));
+        }
+        let i = self.members.iter().position(|(k, _)| k == "extra")?;
+        let (_, raw) = self.members.remove(i);
+        Some(match raw.get().starts_with('{') {
+            true => parse_object(raw.get()).map(Box::new).map_err(|_| raw),
+            false => Err(raw),
+        })
+    }
 }
 
 fn type_name(raw: &RawValue) -> &'static str {
@@ -217,7 +270,11 @@ fn wrong(field: &str, want: &str, raw: &RawValue) -> EventError {
 }
 
 fn string(field: &str, raw: &RawValue) -> Result<String, EventError> {
-    serde_json::from_str::<String>(raw.get()).map_err(|_| wrong(field, "a string", raw))
+    // Borrowed (no intermediate allocation) unless the string has escapes.
+    serde_json::from_str::<&str>(raw.get())
+        .map(str::to_owned)
+        .or_else(|_| serde_json::from_str::<String>(raw.get()))
+        .map_err(|_| wrong(field, "a string", raw))
 }
 
 fn opt_string(field: &str, raw: &RawValue) -> Result<Option<String>, EventError> {
@@ -228,12 +285,19 @@ fn opt_string(field: &str, raw: &RawValue) -> Result<Option<String>, EventError>
     }
 }
 
+// A raw JSON value that is a number is exactly a JSON number literal, which
+// the standard parsers read as serde_json does (correctly rounded), without
+// a deserializer per field; anything else (a string, null, ...) fails them.
 fn number(field: &str, raw: &RawValue) -> Result<f64, EventError> {
-    serde_json::from_str::<f64>(raw.get()).map_err(|_| wrong(field, "a number", raw))
+    raw.get()
+        .parse::<f64>()
+        .map_err(|_| wrong(field, "a number", raw))
 }
 
 fn count(field: &str, raw: &RawValue) -> Result<u64, EventError> {
-    serde_json::from_str::<u64>(raw.get()).map_err(|_| wrong(field, "a non-negative integer", raw))
+    raw.get()
+        .parse::<u64>()
+        .map_err(|_| wrong(field, "a non-negative integer", raw))
 }
 
 fn opt_count(field: &str, raw: &RawValue) -> Result<Option<u64>, EventError> {
@@ -251,10 +315,38 @@ fn extra_value(raw: &RawValue) -> Value {
     serde_json::from_str(raw.get()).unwrap_or_else(|_| Value::String(raw.get().to_string()))
 }
 
+/// Merge an `extra` object's members into the event's `extra` (a nested
+/// `extra` inside it is kept as a value of its own).
+fn merge_extra(into: &mut serde_json::Map<String, Value>, mut f: Fields<'_>) {
+    if let Some(nested) = f.take_extra() {
+        let value = match nested {
+            Ok(inner) => {
+                let mut map = serde_json::Map::new();
+                merge_extra(&mut map, *inner);
+                Value::Object(map)
+            }
+            Err(raw) => extra_value(raw),
+        };
+        into.insert("extra".into(), value);
+    }
+    for (k, raw) in f.members {
+        into.insert(k.into_owned(), extra_value(raw));
+    }
+}
+
 fn from_fields(fields: Fields<'_>) -> Result<FlowEvent, EventError> {
     let mut ev = FlowEvent::builder(String::new(), f64::NAN).event;
     let mut saw_ts = false;
-    for (key, raw) in fields.0 {
+    let mut fields = fields;
+    match fields.take_extra() {
+        // The dataclass form keeps extra nested; to_payload() merges it.
+        Some(Ok(inner)) => merge_extra(&mut ev.extra, *inner),
+        Some(Err(raw)) => {
+            ev.extra.insert("extra".into(), extra_value(raw));
+        }
+        None => {}
+    }
+    for (key, raw) in fields.members {
         match key.as_ref() {
             "event" | "event_type" => ev.event_type = string(&key, raw)?,
             "ts" => {
@@ -287,12 +379,6 @@ fn from_fields(fields: Fields<'_>) -> Result<FlowEvent, EventError> {
             "trace_cancelled" => {
                 ev.trace_cancelled = serde_json::from_str::<bool>(raw.get())
                     .map_err(|_| wrong("trace_cancelled", "a boolean", raw))?
-            }
-            // The dataclass form keeps extra nested; to_payload() merges it.
-            "extra" if raw.get().starts_with('{') => {
-                for (k, v) in parse_object(raw.get())?.0 {
-                    ev.extra.insert(k.into_owned(), extra_value(v));
-                }
             }
             _ => {
                 ev.extra.insert(key.into_owned(), extra_value(raw));
