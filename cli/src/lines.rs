@@ -120,10 +120,43 @@ fn take(partial: &mut Vec<u8>, len: &mut usize, bytes: &[u8], max: usize) {
     }
 }
 
+/// Hand one complete line to `f`: over-long, not UTF-8, or text (a final
+/// `\r` dropped).
+fn emit_line(
+    name: &str,
+    line_no: u64,
+    mut bytes: &[u8],
+    full_len: usize,
+    max: usize,
+    f: &mut impl FnMut(Origin<'_>, Line<'_>),
+) {
+    let origin = Origin {
+        name,
+        line: line_no,
+    };
+    if full_len > max {
+        return f(origin, Line::TooLong(full_len));
+    }
+    if bytes.last() == Some(&b'\r') {
+        bytes = &bytes[..bytes.len() - 1];
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => f(origin, Line::Text(s)),
+        Err(_) => f(origin, Line::BadUtf8),
+    }
+}
+
 impl Source {
-    /// Read up to the next newline into `partial` (keeping at most `max`
-    /// bytes); `Eof` when no complete line is available yet.
-    fn read_line(&mut self, max: usize) -> io::Result<Step> {
+    /// Read up to the next newline and hand the line to `f`; `Eof` when no
+    /// complete line is available yet. A line that lies whole in the read
+    /// buffer is handed over in place, without a copy; only a line split
+    /// across reads is assembled in `partial` (keeping at most `max`
+    /// bytes).
+    fn read_line(
+        &mut self,
+        max: usize,
+        f: &mut impl FnMut(Origin<'_>, Line<'_>),
+    ) -> io::Result<Step> {
         loop {
             let (done, used) = {
                 let buf = match self.reader.fill_buf() {
@@ -134,9 +167,25 @@ impl Source {
                 if buf.is_empty() {
                     return Ok(Step::Eof);
                 }
-                match buf.iter().position(|&b| b == b'\n') {
+                match memchr::memchr(b'\n', buf) {
+                    Some(i) if self.partial_len == 0 => {
+                        self.line_no += 1;
+                        emit_line(&self.name, self.line_no, &buf[..i], i, max, f);
+                        (true, i + 1)
+                    }
                     Some(i) => {
                         take(&mut self.partial, &mut self.partial_len, &buf[..i], max);
+                        self.line_no += 1;
+                        emit_line(
+                            &self.name,
+                            self.line_no,
+                            &self.partial,
+                            self.partial_len,
+                            max,
+                            f,
+                        );
+                        self.partial.clear();
+                        self.partial_len = 0;
                         (true, i + 1)
                     }
                     None => {
@@ -149,29 +198,22 @@ impl Source {
             self.reader.consume(used);
             self.pos += used as u64;
             if done {
-                self.line_no += 1;
                 return Ok(Step::Line);
             }
         }
     }
 
-    fn emit(&mut self, max: usize, f: &mut impl FnMut(Origin<'_>, Line<'_>)) {
-        let mut bytes = &self.partial[..];
-        if bytes.last() == Some(&b'\r') && self.partial_len <= max {
-            bytes = &bytes[..bytes.len() - 1];
-        }
-        let origin = Origin {
-            name: &self.name,
-            line: self.line_no,
-        };
-        if self.partial_len > max {
-            f(origin, Line::TooLong(self.partial_len));
-        } else {
-            match std::str::from_utf8(bytes) {
-                Ok(s) => f(origin, Line::Text(s)),
-                Err(_) => f(origin, Line::BadUtf8),
-            }
-        }
+    /// The last line, without a final newline.
+    fn emit_rest(&mut self, max: usize, f: &mut impl FnMut(Origin<'_>, Line<'_>)) {
+        self.line_no += 1;
+        emit_line(
+            &self.name,
+            self.line_no,
+            &self.partial,
+            self.partial_len,
+            max,
+            f,
+        );
         self.partial.clear();
         self.partial_len = 0;
     }
@@ -220,17 +262,13 @@ pub(crate) fn for_each_line(
                     break;
                 }
                 n = n.wrapping_add(1);
-                match s.read_line(max) {
-                    Ok(Step::Line) => {
-                        progressed = true;
-                        s.emit(max, &mut f);
-                    }
+                match s.read_line(max, &mut f) {
+                    Ok(Step::Line) => progressed = true,
                     Ok(Step::Eof) => {
                         if !follow || s.path.is_none() {
                             // A last line without a newline still counts.
                             if s.partial_len > 0 {
-                                s.line_no += 1;
-                                s.emit(max, &mut f);
+                                s.emit_rest(max, &mut f);
                             }
                             s.eof = true;
                         } else {
