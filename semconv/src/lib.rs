@@ -99,6 +99,9 @@ pub mod metric {
     /// Counter of metric attribute values replaced by the overflow value
     /// because the cardinality limit was reached, by `flowtel.attribute`.
     pub const SDK_CARDINALITY_OVERFLOW: &str = "flowtel.sdk.cardinality.overflow";
+    /// Counter of metric data points the collector refused, by
+    /// `flowtel.reason` (`rejected`, `rejected_partial`).
+    pub const SDK_METRIC_POINTS_DROPPED: &str = "flowtel.sdk.metric_points.dropped";
 }
 
 /// UCUM units of the metrics above.
@@ -119,6 +122,8 @@ pub mod unit {
     pub const REQUESTS: &str = "{request}";
     /// Count of attribute values.
     pub const VALUES: &str = "{value}";
+    /// Count of metric data points.
+    pub const DATA_POINTS: &str = "{data_point}";
 }
 
 /// FlowEvent types emitted by PenguiFlow 3.11. Other types pass through.
@@ -177,6 +182,12 @@ pub mod reason {
     pub const DUPLICATE: &str = "duplicate";
     /// Span events beyond the per-root limit.
     pub const EVENT_LIMIT: &str = "event_limit";
+    /// The collector refused the whole export request for good (a
+    /// non-retryable answer such as HTTP 400 or gRPC `INVALID_ARGUMENT`).
+    pub const REJECTED: &str = "rejected";
+    /// The collector accepted the request but reported these items as
+    /// rejected (OTLP partial success).
+    pub const REJECTED_PARTIAL: &str = "rejected_partial";
 }
 
 /// Span event names and fixed span names.
