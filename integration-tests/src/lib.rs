@@ -8,6 +8,7 @@ pub mod assertions;
 pub mod collector;
 pub mod debuglog;
 pub mod fault;
+pub mod load;
 pub mod scenario;
 
 use std::time::{SystemTime, UNIX_EPOCH};

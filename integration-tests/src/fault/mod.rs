@@ -155,6 +155,8 @@ impl Reply {
 pub struct Request {
     /// When its body had been read.
     pub at: Instant,
+    /// The same, by the wall clock (to compare with an HTTP-date).
+    pub wall: std::time::SystemTime,
     /// Traces or metrics.
     pub signal: Signal,
     /// HTTP or gRPC.

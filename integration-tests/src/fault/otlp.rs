@@ -71,6 +71,7 @@ pub(super) fn decode(
 ) -> Request {
     let mut r = Request {
         at: std::time::Instant::now(),
+        wall: std::time::SystemTime::now(),
         signal,
         transport,
         headers,
