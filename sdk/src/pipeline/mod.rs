@@ -241,13 +241,15 @@ impl Flowtel {
         let stats = Arc::new(Counters::default());
         let target = config.resolved_target();
 
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("flowtel-export")
-            .enable_all()
-            .build()
-            .map_err(BuildError::Runtime)?;
-        let rt = &runtime;
+        let mut runtime = RuntimeGuard(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("flowtel-export")
+                .enable_all()
+                .build()
+                .map_err(BuildError::Runtime)?,
+        ));
+        let rt = runtime.get();
         // tonic creates its (lazy) channel on the current runtime.
         let _enter = rt.enter();
 
@@ -316,6 +318,7 @@ impl Flowtel {
             ),
         }
         drop(_enter);
+        let runtime = runtime.take();
 
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
         let worker = Worker {
@@ -405,6 +408,29 @@ fn spawn_loop<S: SpanSink>(
     let (tx, rx) = tmpsc::unbounded_channel();
     txs.push(tx);
     runtime.spawn(cfg.clone().run(sink, rx));
+}
+
+/// The export runtime while `start()` builds the rest: on a build error it
+/// is let go in the background, since dropping a tokio runtime inside
+/// another runtime (a caller's `#[tokio::main]`) panics.
+struct RuntimeGuard(Option<tokio::runtime::Runtime>);
+
+impl RuntimeGuard {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("present until taken")
+    }
+
+    fn take(&mut self) -> tokio::runtime::Runtime {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Every export loop's answer; the first failure wins.
