@@ -247,6 +247,8 @@ impl ExportLoop {
         mut held: Option<Held<S::Batch>>,
         deadline: Instant,
     ) -> Result<(), FlushError> {
+        // Like a flush: one attempt now, unless the collector asked to wait.
+        self.gate.nudge();
         let mut error = None;
         let r = loop {
             let unsent = || "spans left unsent at the shutdown deadline".to_string();
