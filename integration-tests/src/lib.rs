@@ -1,10 +1,14 @@
 //! Test support for driving flowtel against a real OTLP collector: start
 //! rotel-agent on free loopback ports, parse what it received from its
-//! debug log, and check it against a realistic PenguiFlow-shaped scenario.
+//! debug log, and check it against a realistic PenguiFlow-shaped scenario;
+//! and a fault-injecting OTLP receiver for what a real collector rarely does
+//! (refuse, throttle, accept in part).
 
 pub mod assertions;
 pub mod collector;
 pub mod debuglog;
+pub mod fault;
+pub mod load;
 pub mod scenario;
 pub mod split;
 

@@ -1,56 +1,18 @@
 //! Auth headers from OTEL_EXPORTER_OTLP_HEADERS reach the collector, next to
-//! those set in code. rotel does not log request headers, so this one test
-//! uses a minimal in-process HTTP receiver; its own binary (it sets env vars).
+//! those set in code, over HTTP and gRPC. rotel does not log request
+//! headers, so this uses the fault receiver (which answers any number of
+//! requests: a metrics request may well come first). Its own binary: it
+//! sets an environment variable.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use flowtel::{FlowEvent, Flowtel, Protocol};
+use flowtel_integration_tests::fault::{FaultReceiver, Request, Signal};
 
-/// Accept one OTLP/HTTP request, answer 200, return its header lines.
-fn receive_one(listener: TcpListener, tx: mpsc::Sender<Vec<String>>) {
-    let (stream, _) = listener.accept().unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut headers = Vec::new();
-    let mut len = 0usize;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let line = line.trim_end().to_string();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap();
-        }
-        headers.push(line.to_ascii_lowercase());
-    }
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).unwrap();
-    let mut out = stream;
-    out.write_all(
-        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
-    )
-    .unwrap();
-    tx.send(headers).unwrap();
-}
-
-#[test]
-fn headers_from_the_environment_and_code_are_sent() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || receive_one(listener, tx));
-    // One test in this binary: nothing else reads the environment meanwhile.
-    std::env::set_var(
-        "OTEL_EXPORTER_OTLP_HEADERS",
-        "authorization=Bearer%20s3cr3t,x-tenant=acme",
-    );
+fn send_one(endpoint: String, protocol: Protocol) {
     let f = Flowtel::builder()
-        .with_endpoint(format!("http://127.0.0.1:{port}"))
-        .with_protocol(Protocol::HttpProtobuf)
+        .with_endpoint(endpoint)
+        .with_protocol(protocol)
         .with_header("x-from-code", "yes")
         .build()
         .unwrap();
@@ -63,23 +25,41 @@ fn headers_from_the_environment_and_code_are_sent() {
             .unwrap(),
     )
     .unwrap();
-    let _ = f.flush(Duration::from_secs(10));
-    let headers = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    assert!(
-        headers.iter().any(|h| h.starts_with("post /v1/traces")),
-        "{headers:?}"
+    f.flush(Duration::from_secs(10)).unwrap();
+    f.shutdown(Duration::from_secs(5)).unwrap();
+}
+
+fn assert_headers(r: &Request) {
+    assert_eq!(r.header("authorization"), Some("Bearer s3cr3t"), "{r:?}");
+    assert_eq!(r.header("x-tenant"), Some("acme"), "{r:?}");
+    assert_eq!(r.header("x-from-code"), Some("yes"), "{r:?}");
+}
+
+#[test]
+fn headers_from_the_environment_and_code_are_sent() {
+    // One test in this binary: nothing else reads the environment meanwhile.
+    std::env::set_var(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "authorization=Bearer%20s3cr3t,x-tenant=acme",
     );
+    let rx = FaultReceiver::start();
+
+    send_one(rx.http_endpoint(), Protocol::HttpProtobuf);
+    let traces = rx.wait_for(Signal::Traces, Duration::from_secs(10), |r| !r.is_empty());
+    assert!(!traces.is_empty(), "no traces request: {:?}", rx.requests());
+    assert_headers(&traces[0]);
+    // Metrics requests carry them too (the shutdown exports metrics).
+    let metrics = rx.requests_for(Signal::Metrics);
+    assert!(!metrics.is_empty(), "{:?}", rx.requests());
+    metrics.iter().for_each(assert_headers);
+
+    let grpc = FaultReceiver::start();
+    send_one(grpc.grpc_endpoint(), Protocol::Grpc);
+    let traces = grpc.wait_for(Signal::Traces, Duration::from_secs(10), |r| !r.is_empty());
     assert!(
-        headers.contains(&"authorization: bearer s3cr3t".to_string()),
-        "{headers:?}"
+        !traces.is_empty(),
+        "no traces request: {:?}",
+        grpc.requests()
     );
-    assert!(
-        headers.contains(&"x-tenant: acme".to_string()),
-        "{headers:?}"
-    );
-    assert!(
-        headers.contains(&"x-from-code: yes".to_string()),
-        "{headers:?}"
-    );
-    let _ = f.shutdown(Duration::from_secs(2));
+    assert_headers(&traces[0]);
 }

@@ -514,6 +514,13 @@ impl FlowtelBuilder {
         self
     }
 
+    /// Most spans per export request (default 2048). Up to four requests
+    /// are in flight at once.
+    pub fn with_max_export_batch(mut self, spans: usize) -> Self {
+        self.config.max_export_batch = spans.max(1);
+        self
+    }
+
     /// Build the pipeline: starts its mapping thread and, for OTLP, its own
     /// export runtime. Works from plain sync code and from inside any tokio
     /// runtime.
@@ -530,5 +537,187 @@ impl FlowtelBuilder {
             }
         }
         crate::pipeline::Flowtel::start(self.config)
+    }
+}
+
+/// Compression of OTLP request bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Compression {
+    /// Bodies as they are.
+    None,
+    /// gzip (HTTP `Content-Encoding: gzip`, gRPC `grpc-encoding: gzip`).
+    Gzip,
+}
+
+/// Where each OTLP signal goes and how: resolved from code, then the
+/// environment, then the defaults (the table in the crate docs).
+impl Config {
+    /// The endpoint of one signal (`TRACES` or `METRICS`). For HTTP the full
+    /// URL: the code's endpoint plus `/v1/<path>`, else
+    /// `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT` as it is, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` plus `/v1/<path>`, else
+    /// `http://localhost:4318/v1/<path>`. For gRPC the same without paths,
+    /// defaulting to `http://localhost:4317`.
+    pub(crate) fn endpoint_for(&self, signal: &str, protocol: Protocol) -> String {
+        let path = format!("v1/{}", signal.to_ascii_lowercase());
+        let join = |base: &str| format!("{}/{path}", base.trim().trim_end_matches('/'));
+        let specific = format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT");
+        let from_env = |var: &str| env::var(var).ok().filter(|v| !v.trim().is_empty());
+        match protocol {
+            Protocol::Grpc => self
+                .endpoint
+                .clone()
+                .or_else(|| from_env(&specific))
+                .or_else(|| from_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+                .unwrap_or_else(|| "http://localhost:4317".into())
+                .trim()
+                .to_string(),
+            Protocol::HttpProtobuf => match (&self.endpoint, from_env(&specific)) {
+                (Some(base), _) => join(base),
+                (None, Some(url)) => url.trim().to_string(),
+                (None, None) => join(
+                    &from_env("OTEL_EXPORTER_OTLP_ENDPOINT")
+                        .unwrap_or_else(|| "http://localhost:4318".into()),
+                ),
+            },
+        }
+    }
+
+    /// The headers of every request of one signal:
+    /// `OTEL_EXPORTER_OTLP_<SIGNAL>_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`
+    /// (`key=value,...`, values percent-decoded), then those set in code, which
+    /// win on the same name.
+    pub(crate) fn headers_for(&self, signal: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Self::env_for(signal, "HEADERS")
+            .map(|(_, v)| parse_headers(&v))
+            .unwrap_or_default();
+        for (k, v) in &self.headers {
+            out.retain(|(ek, _)| !ek.eq_ignore_ascii_case(k));
+            out.push((k.clone(), v.clone()));
+        }
+        out
+    }
+
+    /// Compression of one signal: `OTEL_EXPORTER_OTLP_<SIGNAL>_COMPRESSION`,
+    /// else `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip` or `none`), else none.
+    pub(crate) fn compression_for(&self, signal: &str) -> Result<Compression, BuildError> {
+        match Self::env_for(signal, "COMPRESSION") {
+            None => Ok(Compression::None),
+            Some((var, v)) => match v.trim().to_ascii_lowercase().as_str() {
+                "gzip" => Ok(Compression::Gzip),
+                "none" => Ok(Compression::None),
+                other => Err(BuildError::InvalidConfig {
+                    setting: var,
+                    problem: format!("unsupported compression `{other}` (use `gzip` or `none`)"),
+                }),
+            },
+        }
+    }
+
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`: `cumulative`
+    /// (default), `delta` or `lowmemory`.
+    pub(crate) fn metric_temporality(
+        &self,
+    ) -> Result<opentelemetry_sdk::metrics::Temporality, BuildError> {
+        use opentelemetry_sdk::metrics::Temporality;
+        let var = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
+        match env::var(var).ok().filter(|v| !v.trim().is_empty()) {
+            None => Ok(Temporality::Cumulative),
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "cumulative" => Ok(Temporality::Cumulative),
+                "delta" => Ok(Temporality::Delta),
+                "lowmemory" => Ok(Temporality::LowMemory),
+                other => Err(BuildError::InvalidConfig {
+                    setting: var.into(),
+                    problem: format!(
+                        "unknown temporality `{other}` (use `cumulative`, `delta` or `lowmemory`)"
+                    ),
+                }),
+            },
+        }
+    }
+}
+
+/// `key=value,key2=value2` with percent-encoded values (the OTel
+/// environment variable format); entries without `=` or with an empty key
+/// are skipped.
+fn parse_headers(s: &str) -> Vec<(String, String)> {
+    s.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), percent_decode(v.trim())))
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod otlp_env_tests {
+    use super::*;
+
+    #[test]
+    fn header_lists_are_parsed_and_percent_decoded() {
+        assert_eq!(
+            parse_headers("authorization=Bearer%20s3cr3t, x-tenant=acme,broken,=x,k=a%2Cb"),
+            [
+                ("authorization".to_string(), "Bearer s3cr3t".to_string()),
+                ("x-tenant".to_string(), "acme".to_string()),
+                ("k".to_string(), "a,b".to_string()),
+            ]
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%e2%9c%93"), "✓");
+    }
+
+    #[test]
+    fn code_endpoints_get_signal_paths_for_http_only() {
+        let c = Config {
+            endpoint: Some("http://collector:4318/".into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.endpoint_for("TRACES", Protocol::HttpProtobuf),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            c.endpoint_for("METRICS", Protocol::HttpProtobuf),
+            "http://collector:4318/v1/metrics"
+        );
+        assert_eq!(
+            c.endpoint_for("TRACES", Protocol::Grpc),
+            "http://collector:4318/"
+        );
+    }
+
+    #[test]
+    fn code_headers_win_over_the_environment_on_the_same_name() {
+        let c = Config {
+            headers: vec![("X-Key".into(), "code".into())],
+            ..Config::default()
+        };
+        let h = c.headers_for("TRACES");
+        let keys: Vec<_> = h
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("x-key"))
+            .collect();
+        assert_eq!(keys, [&("X-Key".to_string(), "code".to_string())]);
     }
 }

@@ -82,8 +82,10 @@ pub enum FlushError {
     Timeout(Duration),
     /// The pipeline was already shut down.
     ShutDown,
-    /// The exporter reported a failure (the collector is down, rejected the
-    /// data, ...). Spans stay buffered for the next attempt.
+    /// The exporter reported a failure. A transient one (collector down,
+    /// throttling) leaves the spans buffered for the next attempt; data the
+    /// collector rejected for good (HTTP 400, gRPC `INVALID_ARGUMENT`, ...)
+    /// is dropped and counted in [`Stats`](crate::Stats).
     Export(String),
 }
 

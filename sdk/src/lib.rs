@@ -73,6 +73,7 @@ mod mapping;
 mod metrics;
 mod parse;
 mod pipeline;
+mod self_metrics;
 mod stats;
 
 pub use attempt::Attempt;

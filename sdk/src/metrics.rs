@@ -7,10 +7,9 @@
 //! full, new values are recorded as `_overflow`, counted, and warned about once.
 
 use std::hash::Hasher as _;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
-use flowtel_semconv::{attr, event, metric, outcome, reason, unit, OVERFLOW_VALUE};
+use flowtel_semconv::{attr, event, metric, outcome, unit, OVERFLOW_VALUE};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 use serde_json::Value as Json;
@@ -152,7 +151,6 @@ pub(crate) struct FlowMetrics {
 impl FlowMetrics {
     pub(crate) fn new(meter: &Meter, config: &Config, stats: Arc<Counters>) -> Self {
         let limit = config.cardinality_limit;
-        register_self_metrics(meter, &stats);
         let gauges: GaugeTable = Arc::default();
         register_gauges(meter, &gauges);
         FlowMetrics {
@@ -481,69 +479,4 @@ fn is_forbidden_extra(key: &str) -> bool {
         key,
         "trace_id" | "node_id" | "exception" | "flow_error" | "message_id"
     )
-}
-
-/// The `flowtel.sdk.*` counters, observed from the shared atomics.
-fn register_self_metrics(meter: &Meter, stats: &Arc<Counters>) {
-    let s = stats.clone();
-    meter
-        .u64_observable_counter(metric::SDK_EVENTS_DROPPED)
-        .with_unit(unit::EVENTS)
-        .with_description("FlowEvents that did not become telemetry, by reason")
-        .with_callback(move |o| {
-            for (r, v) in [
-                (reason::QUEUE_FULL, &s.events_dropped_queue_full),
-                (reason::INVALID, &s.events_invalid),
-                (reason::SHUTDOWN, &s.events_after_shutdown),
-                (reason::DUPLICATE, &s.events_duplicate),
-            ] {
-                o.observe(v.load(Relaxed), &[KeyValue::new(attr::DROP_REASON, r)]);
-            }
-        })
-        .build();
-    let s = stats.clone();
-    meter
-        .u64_observable_counter(metric::SDK_SPANS_DROPPED)
-        .with_unit(unit::SPANS)
-        .with_description("Spans dropped before export, by reason")
-        .with_callback(move |o| {
-            o.observe(
-                s.spans_dropped.load(Relaxed),
-                &[KeyValue::new(attr::DROP_REASON, reason::BUFFER_FULL)],
-            );
-            o.observe(
-                s.root_events_dropped.load(Relaxed),
-                &[KeyValue::new(attr::DROP_REASON, reason::EVENT_LIMIT)],
-            );
-        })
-        .build();
-    let s = stats.clone();
-    meter
-        .u64_observable_counter(metric::SDK_STATE_SHED)
-        .with_description("Mapping state shed to stay within its budget, by reason")
-        .with_callback(move |o| {
-            o.observe(
-                s.runs_shed.load(Relaxed),
-                &[KeyValue::new(attr::DROP_REASON, reason::STATE_BUDGET)],
-            );
-            o.observe(
-                s.attempts_given_up.load(Relaxed),
-                &[KeyValue::new(attr::DROP_REASON, reason::STALE_ATTEMPT)],
-            );
-        })
-        .build();
-    let s = stats.clone();
-    meter
-        .u64_observable_counter(metric::SDK_SPANS_EXPORTED)
-        .with_unit(unit::SPANS)
-        .with_description("Spans acknowledged by the exporter")
-        .with_callback(move |o| o.observe(s.spans_exported.load(Relaxed), &[]))
-        .build();
-    let s = stats.clone();
-    meter
-        .u64_observable_counter(metric::SDK_EXPORT_FAILURES)
-        .with_unit(unit::REQUESTS)
-        .with_description("Failed span export requests (retried while buffered)")
-        .with_callback(move |o| o.observe(s.export_failures.load(Relaxed), &[]))
-        .build();
 }

@@ -54,6 +54,20 @@ pub struct Stats {
     /// Open attempts given up (older than `max_attempt_age`, or beyond the
     /// per-node limit), exported as `incomplete`.
     pub attempts_given_up: u64,
+    /// Spans the collector refused for good (a non-retryable answer such as
+    /// HTTP 400 or gRPC `INVALID_ARGUMENT`): dropped at once, never retried.
+    pub spans_rejected: u64,
+    /// Spans the collector reported as rejected in an OTLP partial success
+    /// (the rest of their request counts in `spans_exported`).
+    pub spans_rejected_partial: u64,
+    /// Metric data points the collector refused for good.
+    pub metric_points_rejected: u64,
+    /// Metric data points reported as rejected in an OTLP partial success.
+    pub metric_points_rejected_partial: u64,
+    /// Metric exports that failed (collector unreachable, or throttling
+    /// beyond the export timeout); the next export carries the cumulative
+    /// values again.
+    pub metric_export_failures: u64,
 }
 
 impl Stats {
@@ -81,12 +95,22 @@ pub(crate) struct Counters {
     pub(crate) events_late: AtomicU64,
     pub(crate) runs_shed: AtomicU64,
     pub(crate) attempts_given_up: AtomicU64,
+    pub(crate) spans_rejected: AtomicU64,
+    pub(crate) spans_rejected_partial: AtomicU64,
+    pub(crate) metric_points_rejected: AtomicU64,
+    pub(crate) metric_points_rejected_partial: AtomicU64,
+    pub(crate) metric_export_failures: AtomicU64,
     lost_at_shutdown: AtomicU64,
     warned_queue_full: AtomicBool,
     warned_buffer_full: AtomicBool,
     warned_overflow: AtomicBool,
     warned_export: AtomicBool,
     warned_shed: AtomicBool,
+    warned_rejected: AtomicBool,
+    warned_partial: AtomicBool,
+    warned_metrics_rejected: AtomicBool,
+    warned_metrics_partial: AtomicBool,
+    warned_metric_export: AtomicBool,
 }
 
 /// Warnings are printed once per kind, to standard error, so that a loss is
@@ -116,6 +140,11 @@ impl Counters {
             events_late: self.events_late.load(Relaxed),
             runs_shed: self.runs_shed.load(Relaxed),
             attempts_given_up: self.attempts_given_up.load(Relaxed),
+            spans_rejected: self.spans_rejected.load(Relaxed),
+            spans_rejected_partial: self.spans_rejected_partial.load(Relaxed),
+            metric_points_rejected: self.metric_points_rejected.load(Relaxed),
+            metric_points_rejected_partial: self.metric_points_rejected_partial.load(Relaxed),
+            metric_export_failures: self.metric_export_failures.load(Relaxed),
         }
     }
 
@@ -185,6 +214,9 @@ impl Counters {
                 s.root_events_dropped
             );
         }
+        if let Some(line) = self.rejected_summary() {
+            eprintln!("{line}");
+        }
     }
 
     /// The one warning about spans lost at shutdown, once every export loop
@@ -220,5 +252,91 @@ impl Counters {
                 &format!("span export failed, retrying while buffered: {error}"),
             );
         }
+    }
+}
+
+/// What the collector refused: counted, and warned about once per kind with
+/// the collector's own message.
+impl Counters {
+    /// The collector refused a whole span batch for good (`why` names the
+    /// answer and carries its message).
+    pub(crate) fn add_spans_rejected(&self, n: u64, why: &str) {
+        self.spans_rejected.fetch_add(n, Relaxed);
+        warn_once(
+            &self.warned_rejected,
+            &format!(
+                "the collector rejected {n} spans ({why}); rejected data is dropped, not retried \
+                 (counted in flowtel.sdk.spans.dropped, reason `rejected`)"
+            ),
+        );
+    }
+
+    /// A partial success: `n` spans of an accepted request were rejected.
+    pub(crate) fn add_spans_rejected_partial(&self, n: u64, why: &str) {
+        self.spans_rejected_partial.fetch_add(n, Relaxed);
+        warn_once(
+            &self.warned_partial,
+            &format!(
+                "the collector accepted a span batch in part, rejecting {n} spans: {why} \
+                 (counted in flowtel.sdk.spans.dropped, reason `rejected_partial`)"
+            ),
+        );
+    }
+
+    /// The collector refused a metric export for good.
+    pub(crate) fn add_metric_points_rejected(&self, n: u64, why: &str) {
+        self.metric_points_rejected.fetch_add(n, Relaxed);
+        warn_once(
+            &self.warned_metrics_rejected,
+            &format!(
+                "the collector rejected {n} metric data points ({why}); not retried \
+                 (counted in flowtel.sdk.metric_points.dropped, reason `rejected`)"
+            ),
+        );
+    }
+
+    /// A partial success: `n` data points of an accepted metric export were
+    /// rejected.
+    pub(crate) fn add_metric_points_rejected_partial(&self, n: u64, why: &str) {
+        self.metric_points_rejected_partial.fetch_add(n, Relaxed);
+        warn_once(
+            &self.warned_metrics_partial,
+            &format!(
+                "the collector accepted a metric export in part, rejecting {n} data points: {why} \
+                 (counted in flowtel.sdk.metric_points.dropped, reason `rejected_partial`)"
+            ),
+        );
+    }
+
+    /// A partial success that rejected nothing but carries a message: the
+    /// OTLP spec makes that a warning from the collector.
+    pub(crate) fn warn_collector_message(&self, why: &str) {
+        warn_once(
+            &self.warned_partial,
+            &format!("the collector accepted an export with a warning: {why}"),
+        );
+    }
+
+    /// A metric export failed (after its retries).
+    pub(crate) fn add_metric_export_failure(&self, why: &str) {
+        self.metric_export_failures.fetch_add(1, Relaxed);
+        warn_once(
+            &self.warned_metric_export,
+            &format!("metric export failed; the next export carries the values again: {why}"),
+        );
+    }
+
+    /// The shutdown summary's line about refused data, when there was any.
+    pub(crate) fn rejected_summary(&self) -> Option<String> {
+        let s = self.snapshot();
+        let spans = s.spans_rejected + s.spans_rejected_partial;
+        let points = s.metric_points_rejected + s.metric_points_rejected_partial;
+        (spans + points > 0).then(|| {
+            format!(
+                "flowtel: shutdown: the collector rejected {spans} spans ({} refused outright, \
+                 {} in partial successes) and {points} metric data points",
+                s.spans_rejected, s.spans_rejected_partial
+            )
+        })
     }
 }

@@ -107,6 +107,9 @@ pub mod metric {
     /// (`state_budget`: runs ended early; `stale_attempt`: open attempts
     /// given up).
     pub const SDK_STATE_SHED: &str = "flowtel.sdk.state.shed";
+    /// Counter of metric data points the collector refused, by
+    /// `flowtel.reason` (`rejected`, `rejected_partial`).
+    pub const SDK_METRIC_POINTS_DROPPED: &str = "flowtel.sdk.metric_points.dropped";
 }
 
 /// UCUM units of the metrics above.
@@ -127,6 +130,8 @@ pub mod unit {
     pub const REQUESTS: &str = "{request}";
     /// Count of attribute values.
     pub const VALUES: &str = "{value}";
+    /// Count of metric data points.
+    pub const DATA_POINTS: &str = "{data_point}";
 }
 
 /// FlowEvent types emitted by PenguiFlow 3.11. Other types pass through.
@@ -192,6 +197,12 @@ pub mod reason {
     pub const STALE_ATTEMPT: &str = "stale_attempt";
     /// A metric series beyond the per-metric series limit.
     pub const SERIES_LIMIT: &str = "series_limit";
+    /// The collector refused the whole export request for good (a
+    /// non-retryable answer such as HTTP 400 or gRPC `INVALID_ARGUMENT`).
+    pub const REJECTED: &str = "rejected";
+    /// The collector accepted the request but reported these items as
+    /// rejected (OTLP partial success).
+    pub const REJECTED_PARTIAL: &str = "rejected_partial";
 }
 
 /// Span event names and fixed span names.

@@ -1,16 +1,30 @@
-//! Exporters: OTLP (gRPC and HTTP/protobuf), console, and in-memory.
+//! Exporters: OTLP (gRPC and HTTP/protobuf) through flowtel's own transport,
+//! console, and in-memory.
 //!
-//! The OTLP exporters run on a small tokio runtime that flowtel owns, so the
+//! The OTLP transport runs on a small tokio runtime that flowtel owns, so the
 //! caller needs no runtime of its own and its runtime flavour does not
 //! matter: tonic's "no reactor running" panic and the current-thread flush
-//! deadlock of opentelemetry-rust cannot happen here.
+//! deadlock of opentelemetry-rust cannot happen here. Why flowtel sends OTLP
+//! itself rather than through opentelemetry-otlp is written down in
+//! `transport.rs`.
 
 mod console;
+mod encode;
+mod grpc_transport;
+mod http_transport;
 mod memory;
 mod metric_export;
 mod otlp;
+mod otlp_metrics;
+mod outcome;
+mod retry_gate;
+mod sink;
+mod transport;
 
 pub(crate) use console::{CallbackSpanExporter, ConsoleMetricExporter, ConsoleSpanExporter};
 pub use memory::{InMemory, MetricPoint, PointValue};
 pub(crate) use metric_export::MetricExport;
-pub(crate) use otlp::{otlp_metric_exporter, otlp_span_exporter};
+pub(crate) use otlp::{otlp_metric_exporter, otlp_spans};
+pub(crate) use outcome::Outcome;
+pub(crate) use retry_gate::RetryGate;
+pub(crate) use sink::{Local, SpanSink};

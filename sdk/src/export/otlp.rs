@@ -1,35 +1,25 @@
-//! OTLP exporters (gRPC and HTTP/protobuf), with headers and TLS.
+//! Builds the OTLP transports (gRPC or HTTP/protobuf) from the resolved
+//! configuration: endpoint, headers, compression, timeout and TLS.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::Resource;
+use tokio::runtime::Handle;
 
-use crate::config::{Config, Protocol};
+use super::encode::SpanResource;
+use super::grpc_transport::{metadata, GrpcTransport};
+use super::http_transport::{error_chain, header_map, HttpTransport};
+use super::otlp_metrics::OtlpMetricExporter;
+use super::sink::OtlpSpans;
+use super::transport::{Signal, Transport};
+use crate::config::{Compression, Config, Protocol};
 use crate::error::BuildError;
+use crate::stats::Counters;
 
-fn exporter_error(e: impl std::fmt::Display) -> BuildError {
-    BuildError::Exporter(e.to_string())
-}
+const USER_AGENT: &str = concat!("flowtel-otlp-exporter-rust/", env!("CARGO_PKG_VERSION"));
 
-fn metadata(headers: &[(String, String)]) -> Result<tonic::metadata::MetadataMap, BuildError> {
-    let mut map = tonic::metadata::MetadataMap::new();
-    for (k, v) in headers {
-        let key = tonic::metadata::AsciiMetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
-            .map_err(|_| BuildError::InvalidConfig {
-                setting: format!("header `{k}`"),
-                problem: "not a valid header name".into(),
-            })?;
-        let value = v.parse().map_err(|_| BuildError::InvalidConfig {
-            setting: format!("header `{k}`"),
-            problem: "value is not valid ASCII header text".into(),
-        })?;
-        map.insert(key, value);
-    }
-    Ok(map)
-}
-
-fn http_url(base: &str, path: &str) -> String {
-    format!("{}/{path}", base.trim_end_matches('/'))
+fn exporter_error(what: &str, e: &dyn std::error::Error) -> BuildError {
+    BuildError::Exporter(format!("{what}: {}", error_chain(e)))
 }
 
 /// rustls needs one crypto provider per process; flowtel brings ring (and
@@ -40,26 +30,22 @@ fn install_crypto_provider() {
 
 /// tonic's TLS settings: system roots plus the configured CA, when the
 /// endpoint is `https://` or a CA is given.
-fn grpc_tls(
-    config: &Config,
-    signal: &str,
-) -> Result<Option<tonic::transport::ClientTlsConfig>, BuildError> {
-    let ca = config.ca_for(signal)?;
-    if ca.is_none() && !config.is_https(signal) {
-        return Ok(None);
+fn grpc_tls(ca: Option<Vec<u8>>, https: bool) -> Option<tonic::transport::ClientTlsConfig> {
+    if ca.is_none() && !https {
+        return None;
     }
     let mut tls = tonic::transport::ClientTlsConfig::new().with_enabled_roots();
     if let Some(pem) = ca {
         tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
     }
-    Ok(Some(tls))
+    Some(tls)
 }
 
 /// The HTTP client for OTLP/HTTP: rustls with system roots plus the
-/// configured CA, and the export timeout.
-fn http_client(config: &Config, signal: &str) -> Result<reqwest::Client, BuildError> {
-    let mut b = reqwest::Client::builder().timeout(config.timeout_for(signal)?);
-    if let Some(pem) = config.ca_for(signal)? {
+/// configured CA. (Timeouts are set per request.)
+fn http_client(ca: Option<Vec<u8>>) -> Result<reqwest::Client, BuildError> {
+    let mut b = reqwest::Client::builder().user_agent(USER_AGENT);
+    if let Some(pem) = ca {
         let certs =
             reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| BuildError::InvalidConfig {
                 setting: "CA certificate".into(),
@@ -75,72 +61,81 @@ fn http_client(config: &Config, signal: &str) -> Result<reqwest::Client, BuildEr
             b = b.add_root_certificate(c);
         }
     }
-    b.build().map_err(exporter_error)
+    b.build().map_err(|e| exporter_error("HTTP client", &e))
 }
 
-/// Endpoint, headers, timeout and TLS for a gRPC exporter of either signal.
-fn grpc_settings<B: WithTonicConfig + WithExportConfig>(
-    b: B,
-    config: &Config,
-    signal: &str,
-) -> Result<B, BuildError> {
-    let mut b = b
-        .with_metadata(metadata(&config.headers)?)
-        .with_timeout(config.timeout_for(signal)?);
-    if let Some(ep) = &config.endpoint {
-        b = b.with_endpoint(ep.clone());
-    }
-    if let Some(tls) = grpc_tls(config, signal)? {
-        b = b.with_tls_config(tls);
-    }
-    Ok(b)
-}
-
-/// Endpoint (`<base>/v1/<path>`), headers, client (timeout, TLS) for an
-/// HTTP/protobuf exporter of either signal.
-fn http_settings<B: WithHttpConfig + WithExportConfig>(
-    b: B,
-    config: &Config,
-    signal: &str,
-    path: &str,
-) -> Result<B, BuildError> {
-    let mut b = b
-        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .with_http_client(http_client(config, signal)?)
-        .with_headers(config.headers.iter().cloned().collect::<HashMap<_, _>>());
-    if let Some(ep) = &config.endpoint {
-        b = b.with_endpoint(http_url(ep, path));
-    }
-    Ok(b)
-}
-
-/// The OTLP span exporter for the configured protocol. Must be called inside
-/// the export runtime (tonic spawns its connection task there).
-pub(crate) fn otlp_span_exporter(
-    config: &Config,
-) -> Result<opentelemetry_otlp::SpanExporter, BuildError> {
+/// The transport of one signal. Call inside the export runtime: tonic
+/// starts its (lazy) connection task there.
+pub(crate) fn transport(config: &Config, signal: Signal) -> Result<Transport, BuildError> {
     install_crypto_provider();
-    let b = opentelemetry_otlp::SpanExporter::builder();
-    match config.protocol_for("TRACES")? {
-        Protocol::Grpc => grpc_settings(b.with_tonic(), config, "TRACES")?.build(),
+    let env = signal.env();
+    let protocol = config.protocol_for(env)?;
+    let endpoint = config.endpoint_for(env, protocol);
+    let headers = config.headers_for(env);
+    let gzip = config.compression_for(env)? == Compression::Gzip;
+    let timeout = config.timeout_for(env)?;
+    let ca = config.ca_for(env)?;
+    let https = config.is_https(env);
+    let bad_endpoint = |problem: String| BuildError::InvalidConfig {
+        setting: format!("{} endpoint `{endpoint}`", env.to_ascii_lowercase()),
+        problem,
+    };
+    Ok(match protocol {
         Protocol::HttpProtobuf => {
-            http_settings(b.with_http(), config, "TRACES", "v1/traces")?.build()
+            reqwest::Url::parse(&endpoint).map_err(|e| bad_endpoint(e.to_string()))?;
+            let client = http_client(ca)?;
+            Transport::Http(HttpTransport::new(
+                client,
+                endpoint.clone(),
+                header_map(&headers)?,
+                gzip,
+                signal,
+            ))
         }
-    }
-    .map_err(exporter_error)
+        Protocol::Grpc => {
+            let metadata = metadata(&headers)?;
+            let mut ep = tonic::transport::Endpoint::from_shared(endpoint.clone())
+                .map_err(|e| bad_endpoint(error_chain(&e)))?
+                .timeout(timeout)
+                .connect_timeout(timeout)
+                .user_agent(USER_AGENT)
+                .map_err(|e| exporter_error("gRPC user agent", &e))?;
+            if let Some(tls) = grpc_tls(ca, https) {
+                ep = ep
+                    .tls_config(tls)
+                    .map_err(|e| exporter_error("gRPC TLS", &e))?;
+            }
+            Transport::Grpc(GrpcTransport::new(
+                ep.connect_lazy(),
+                metadata,
+                gzip,
+                signal,
+            ))
+        }
+    })
 }
 
-/// The OTLP metric exporter for the configured protocol.
+/// The span sink the OTLP export loops share (one transport, one gate).
+pub(crate) fn otlp_spans(config: &Config, resource: &Resource) -> Result<OtlpSpans, BuildError> {
+    Ok(OtlpSpans {
+        transport: Arc::new(transport(config, Signal::Traces)?),
+        resource: Arc::new(SpanResource::new(resource)),
+    })
+}
+
+/// The OTLP metric exporter: its requests run on `handle` (flowtel's
+/// runtime), with retries bounded by the export timeout.
 pub(crate) fn otlp_metric_exporter(
     config: &Config,
-) -> Result<opentelemetry_otlp::MetricExporter, BuildError> {
-    install_crypto_provider();
-    let b = opentelemetry_otlp::MetricExporter::builder();
-    match config.protocol_for("METRICS")? {
-        Protocol::Grpc => grpc_settings(b.with_tonic(), config, "METRICS")?.build(),
-        Protocol::HttpProtobuf => {
-            http_settings(b.with_http(), config, "METRICS", "v1/metrics")?.build()
-        }
-    }
-    .map_err(exporter_error)
+    handle: &Handle,
+    stats: &Arc<Counters>,
+) -> Result<OtlpMetricExporter, BuildError> {
+    Ok(OtlpMetricExporter {
+        transport: Arc::new(transport(config, Signal::Metrics)?),
+        paused_until: Arc::default(),
+        handle: handle.clone(),
+        stats: stats.clone(),
+        timeout: config.timeout_for(Signal::Metrics.env())?,
+        temporality: config.metric_temporality()?,
+    })
 }

@@ -1,5 +1,9 @@
 //! The bounded buffer of finished spans between the mapping thread and the
 //! export loops.
+//!
+//! The bound covers every span not yet settled: those queued, and those an
+//! export loop took and is still sending or holding for a retry. So memory
+//! stays bounded however long the collector keeps a batch waiting.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -10,80 +14,157 @@ use tokio::sync::Notify;
 
 use crate::stats::Counters;
 
+#[derive(Default)]
+struct Spans {
+    queue: VecDeque<SpanData>,
+    /// Taken by an export loop and not settled yet (in flight or held).
+    taken: usize,
+}
+
+impl Spans {
+    fn total(&self) -> usize {
+        self.queue.len() + self.taken
+    }
+}
+
 /// Finished spans waiting for export. Bounded: when full, new spans are
 /// dropped and counted.
 pub(super) struct SpanBuffer {
-    pub(super) queue: Mutex<VecDeque<SpanData>>,
-    pub(super) capacity: usize,
-    pub(super) batch: usize,
+    spans: Mutex<Spans>,
+    capacity: usize,
+    batch: usize,
     pub(super) ready: Notify,
     /// With backpressure, the mapping thread waits here for room.
-    pub(super) room: Condvar,
-    pub(super) backpressure: bool,
+    room: Condvar,
+    backpressure: bool,
 }
 
 /// With backpressure, how long the mapping thread waits for an exporter
 /// that makes no progress at all before it drops (and counts) after all.
 pub(super) const STUCK_EXPORTER: Duration = Duration::from_secs(60);
 
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding this lock cannot leave the queue inconsistent
     // (push/pop only), so a poisoned lock is still usable.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl SpanBuffer {
+    pub(super) fn new(capacity: usize, batch: usize, backpressure: bool) -> Self {
+        SpanBuffer {
+            spans: Mutex::default(),
+            capacity,
+            batch,
+            ready: Notify::new(),
+            room: Condvar::new(),
+            backpressure,
+        }
+    }
+
     pub(super) fn push(&self, spans: &mut Vec<SpanData>, stats: &Counters) {
         if spans.is_empty() {
             return;
         }
-        let mut q = lock(&self.queue);
+        let mut s = lock(&self.spans);
         if self.backpressure {
-            let mut last_len = q.len();
+            let mut last_len = s.total();
             let mut last_progress = Instant::now();
-            while q.len() + spans.len() > self.capacity && last_progress.elapsed() < STUCK_EXPORTER
+            while s.total() + spans.len() > self.capacity
+                && last_progress.elapsed() < STUCK_EXPORTER
             {
                 self.ready.notify_one();
-                q = self
+                s = self
                     .room
-                    .wait_timeout(q, Duration::from_millis(100))
+                    .wait_timeout(s, Duration::from_millis(100))
                     .map(|(g, _)| g)
                     .unwrap_or_else(|p| p.into_inner().0);
-                if q.len() < last_len {
+                if s.total() < last_len {
                     last_progress = Instant::now();
                 }
-                last_len = q.len();
+                last_len = s.total();
             }
         }
-        let room = self.capacity.saturating_sub(q.len());
+        let room = self.capacity.saturating_sub(s.total());
         if spans.len() > room {
             stats.add_spans_dropped((spans.len() - room) as u64);
             spans.truncate(room);
         }
-        q.extend(spans.drain(..));
-        if q.len() >= self.batch {
+        s.queue.extend(spans.drain(..));
+        if s.queue.len() >= self.batch {
             self.ready.notify_one();
         }
     }
 
+    /// Up to one batch, oldest first; it stays counted against the capacity
+    /// until [`settle`](Self::settle)d.
     pub(super) fn take_batch(&self) -> Vec<SpanData> {
-        let mut q = lock(&self.queue);
-        let n = q.len().min(self.batch);
-        let batch = q.drain(..n).collect();
-        self.room.notify_one();
-        batch
+        let mut s = lock(&self.spans);
+        let n = s.queue.len().min(self.batch);
+        s.taken += n;
+        s.queue.drain(..n).collect()
     }
 
-    /// Put a batch whose export failed back at the front, oldest first.
-    pub(super) fn requeue(&self, batch: Vec<SpanData>, stats: &Counters) {
-        let mut q = lock(&self.queue);
-        let room = self.capacity.saturating_sub(q.len());
-        let keep = batch.len().min(room);
-        if keep < batch.len() {
-            stats.add_spans_dropped((batch.len() - keep) as u64);
+    /// `n` taken spans are done with (exported, rejected or dropped).
+    pub(super) fn settle(&self, n: usize) {
+        let mut s = lock(&self.spans);
+        s.taken = s.taken.saturating_sub(n);
+        self.room.notify_one();
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        lock(&self.spans).queue.is_empty()
+    }
+
+    /// Forget every queued span (the shutdown deadline passed); returns
+    /// how many there were.
+    pub(super) fn clear(&self) -> usize {
+        let mut s = lock(&self.spans);
+        let n = s.queue.len();
+        s.queue.clear();
+        self.room.notify_one();
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_sdk::trace::SpanData;
+
+    fn spans(n: usize) -> Vec<SpanData> {
+        let sink = crate::InMemory::new();
+        let f = crate::Flowtel::builder()
+            .with_in_memory(&sink)
+            .build()
+            .unwrap();
+        for i in 0..n {
+            let ev = crate::FlowEvent::builder("node_success", 1_700_000_000.0)
+                .node(format!("n{i}"), format!("n{i}"))
+                .trace_id("3e512c5b0a184257a25c215d19544e6a")
+                .latency_ms(1.0)
+                .build()
+                .unwrap();
+            f.record(ev).unwrap();
         }
-        for s in batch.into_iter().take(keep).rev() {
-            q.push_front(s);
-        }
+        f.flush(Duration::from_secs(5)).unwrap();
+        let _ = f.shutdown(Duration::from_secs(5));
+        sink.spans().into_iter().take(n).collect()
+    }
+
+    #[test]
+    fn batches_held_by_export_loops_count_against_the_capacity() {
+        let stats = Counters::default();
+        let b = SpanBuffer::new(10, 4, false);
+        b.push(&mut spans(8), &stats);
+        let held = b.take_batch();
+        assert_eq!(held.len(), 4);
+        // 4 queued + 4 held: room for 2 more, not 6.
+        b.push(&mut spans(5), &stats);
+        assert_eq!(stats.snapshot().spans_dropped, 3);
+        b.settle(held.len());
+        b.push(&mut spans(4), &stats);
+        assert_eq!(stats.snapshot().spans_dropped, 3, "settled spans free room");
+        assert_eq!(b.clear(), 10);
+        assert!(b.is_empty());
     }
 }

@@ -12,9 +12,8 @@
 //! answer with a deadline: they return an error instead of hanging, from any
 //! thread, inside or outside any tokio runtime.
 
-use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,15 +21,15 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::SpanExporter;
 use opentelemetry_sdk::Resource;
-use tokio::sync::{mpsc as tmpsc, Notify};
+use tokio::sync::mpsc as tmpsc;
 
 use crate::config::{Config, Target};
 use crate::error::{BuildError, FlushError};
 use crate::event::FlowEvent;
 use crate::export::{
-    self, CallbackSpanExporter, ConsoleMetricExporter, ConsoleSpanExporter, MetricExport,
+    self, CallbackSpanExporter, ConsoleMetricExporter, ConsoleSpanExporter, Local, MetricExport,
+    RetryGate, SpanSink,
 };
 use crate::mapping::SpanMapper;
 use crate::metrics::FlowMetrics;
@@ -64,14 +63,17 @@ impl Flowtel {
         let stats = Arc::new(Counters::default());
         let target = config.resolved_target();
 
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("flowtel-export")
-            .enable_all()
-            .build()
-            .map_err(BuildError::Runtime)?;
+        let mut runtime = RuntimeGuard(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("flowtel-export")
+                .enable_all()
+                .build()
+                .map_err(BuildError::Runtime)?,
+        ));
+        let rt = runtime.get();
         // tonic creates its (lazy) channel on the current runtime.
-        let _enter = runtime.enter();
+        let _enter = rt.enter();
 
         let mut resource = Resource::builder();
         if let Some(name) = &config.service_name {
@@ -89,11 +91,12 @@ impl Flowtel {
                     .build()
                     .ok()
             });
-        let handle = runtime.handle().clone();
+        let handle = rt.handle().clone();
         let meter_provider = match &target {
             Target::Otlp => {
-                let e = export::otlp_metric_exporter(&config)?;
-                meter_provider.with_reader(periodic(counted(e, &handle, &stats), interval))
+                // Counts what it exported itself (partial success).
+                let e = export::otlp_metric_exporter(&config, &handle, &stats)?;
+                meter_provider.with_reader(periodic(e, interval))
             }
             Target::Console => meter_provider.with_reader(periodic(
                 counted(ConsoleMetricExporter, &handle, &stats),
@@ -112,51 +115,40 @@ impl Flowtel {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
         );
+        crate::self_metrics::register(&meter, &stats);
 
-        let buffer = Arc::new(SpanBuffer {
-            queue: Mutex::new(VecDeque::new()),
-            capacity: config.max_buffered_spans,
-            batch: config.max_export_batch,
-            ready: Notify::new(),
-            room: Condvar::new(),
-            backpressure: config.backpressure,
-        });
+        let buffer = Arc::new(SpanBuffer::new(
+            config.max_buffered_spans,
+            config.max_export_batch,
+            config.backpressure,
+        ));
         let loop_cfg = ExportLoop {
             buffer: buffer.clone(),
             stats: stats.clone(),
+            gate: Arc::new(RetryGate::default()),
             delay: config.span_schedule_delay,
-            request_timeout: config.timeout_for("TRACES")? + Duration::from_secs(1),
+            request_timeout: config.timeout_for("TRACES")?,
         };
         let mut cmd_txs = Vec::new();
         match &target {
             Target::Otlp => {
-                // Several requests in flight, one exporter each (an
-                // exporter's export() must not run concurrently with itself).
+                // Several requests in flight over one transport, one gate.
+                let sink = export::otlp_spans(&config, &resource)?;
                 for _ in 0..OTLP_EXPORTS_IN_FLIGHT {
-                    let mut e = export::otlp_span_exporter(&config)?;
-                    e.set_resource(&resource);
-                    spawn_loop(&runtime, &loop_cfg, e, true, &mut cmd_txs);
+                    spawn_loop(rt, &loop_cfg, sink.clone(), &mut cmd_txs);
                 }
             }
-            Target::Console => spawn_loop(
-                &runtime,
-                &loop_cfg,
-                ConsoleSpanExporter,
-                false,
-                &mut cmd_txs,
-            ),
-            Target::InMemory(m) => {
-                spawn_loop(&runtime, &loop_cfg, m.spans.clone(), false, &mut cmd_txs)
-            }
+            Target::Console => spawn_loop(rt, &loop_cfg, Local(ConsoleSpanExporter), &mut cmd_txs),
+            Target::InMemory(m) => spawn_loop(rt, &loop_cfg, Local(m.spans.clone()), &mut cmd_txs),
             Target::Callback(f) => spawn_loop(
-                &runtime,
+                rt,
                 &loop_cfg,
-                CallbackSpanExporter(f.clone()),
-                false,
+                Local(CallbackSpanExporter(f.clone())),
                 &mut cmd_txs,
             ),
         }
         drop(_enter);
+        let runtime = runtime.take();
 
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
         let worker = Worker {
@@ -231,16 +223,38 @@ fn on_helper(f: impl FnOnce() -> Result<(), FlushError> + Send + 'static, reply:
 }
 
 /// Start one export loop on the runtime; its command sender joins `txs`.
-fn spawn_loop<E: SpanExporter + 'static>(
+fn spawn_loop<S: SpanSink>(
     runtime: &tokio::runtime::Runtime,
     cfg: &ExportLoop,
-    exporter: E,
-    retry: bool,
+    sink: S,
     txs: &mut Vec<tmpsc::UnboundedSender<ExportCmd>>,
 ) {
     let (tx, rx) = tmpsc::unbounded_channel();
     txs.push(tx);
-    runtime.spawn(cfg.clone().run(exporter, rx, retry));
+    runtime.spawn(cfg.clone().run(sink, rx));
+}
+
+/// The export runtime while `start()` builds the rest: on a build error it
+/// is let go in the background, since dropping a tokio runtime inside
+/// another runtime (a caller's `#[tokio::main]`) panics.
+struct RuntimeGuard(Option<tokio::runtime::Runtime>);
+
+impl RuntimeGuard {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("present until taken")
+    }
+
+    fn take(&mut self) -> tokio::runtime::Runtime {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Every export loop's answer; the first failure wins.

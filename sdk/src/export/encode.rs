@@ -1,0 +1,53 @@
+//! Encode once: a span batch or a metric collection becomes OTLP protobuf
+//! bytes here, through opentelemetry-proto's conversions from the SDK's
+//! data, and those bytes are what every attempt sends.
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::trace::SpanData;
+use opentelemetry_sdk::Resource;
+use prost::Message;
+
+/// The resource every span batch carries, converted once.
+pub(crate) struct SpanResource(ResourceAttributesWithSchema);
+
+impl SpanResource {
+    pub(crate) fn new(resource: &Resource) -> Self {
+        SpanResource(resource.into())
+    }
+}
+
+/// An `ExportTraceServiceRequest` with the batch.
+pub(crate) fn spans(batch: Vec<SpanData>, resource: &SpanResource) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: group_spans_by_resource_and_scope(batch, &resource.0),
+    }
+    .encode_to_vec()
+}
+
+/// An `ExportMetricsServiceRequest` with the collection, and its number of
+/// data points.
+pub(crate) fn metrics(rm: &ResourceMetrics) -> (Vec<u8>, u64) {
+    let request = ExportMetricsServiceRequest::from(rm);
+    let mut points = 0;
+    for m in request
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+    {
+        points += match &m.data {
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+            Some(Data::Summary(s)) => s.data_points.len(),
+            None => 0,
+        } as u64;
+    }
+    (request.encode_to_vec(), points)
+}
