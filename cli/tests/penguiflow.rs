@@ -75,7 +75,7 @@ fn flows() -> &'static Flows {
 }
 
 fn us(ts: f64) -> i128 {
-    (ts * 1e6).round() as i128
+    flowtel_integration_tests::unix_ns(ts) / 1000
 }
 
 /// Every attempt span the captured events promise.
@@ -116,13 +116,12 @@ fn expected_attempts(evs: &[FlowEvent]) -> Vec<ExpectedAttempt> {
             }
             _ => continue,
         };
-        let latency_us = (e.latency_ms.unwrap() * 1000.0).round() as i128;
         out.push(ExpectedAttempt {
             trace_id: trace.clone(),
             node,
             attempt: e.attempt,
             outcome,
-            start_us: us(e.ts) - latency_us,
+            start_us: flowtel_integration_tests::attempt_us(e.ts, e.latency_ms.unwrap()).0,
             end_us: us(e.ts),
             error_type,
         });

@@ -22,3 +22,21 @@ pub fn unix_now() -> f64 {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
+
+/// Unix nanoseconds of a PenguiFlow timestamp, computed as the SDK does
+/// (the fraction taken apart from the seconds, so that f64 rounding at
+/// 1.8e9 s does not move it). Expected span times derive from this, then
+/// µs: rounding the timestamp and the latency to µs separately could land
+/// 2 µs away from what the SDK exports.
+pub fn unix_ns(ts: f64) -> i128 {
+    let secs = ts.trunc();
+    secs as i128 * 1_000_000_000 + ((ts - secs) * 1e9).round() as i128
+}
+
+/// Expected start and end (µs) of an attempt that ended at `ts` after
+/// `latency_ms`.
+pub fn attempt_us(ts: f64, latency_ms: f64) -> (i128, i128) {
+    let end = unix_ns(ts);
+    let latency = (latency_ms * 1e6).round() as i128;
+    ((end - latency) / 1000, end / 1000)
+}

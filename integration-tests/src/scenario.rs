@@ -49,7 +49,7 @@ struct Builder {
 }
 
 fn us(ts: f64) -> i128 {
-    (ts * 1e6).round() as i128
+    crate::unix_ns(ts) / 1000
 }
 
 impl Builder {
@@ -123,7 +123,7 @@ impl Builder {
                 node: node.to_string(),
                 attempt,
                 outcome,
-                start_us: us(end_ts) - (ms * 1000.0).round() as i128,
+                start_us: crate::attempt_us(end_ts, ms).0,
                 end_us: us(end_ts),
                 error_type: error_type.map(String::from),
             });

@@ -64,6 +64,7 @@
 #![doc = include_str!("../CONFIG.md")]
 
 mod attempt;
+mod builder;
 mod config;
 mod error;
 mod event;
@@ -73,13 +74,15 @@ mod mapping;
 mod metrics;
 mod parse;
 mod pipeline;
+mod privacy;
 mod self_metrics;
 mod stats;
 
 pub use attempt::Attempt;
-pub use config::{FlowtelBuilder, Protocol};
+pub use builder::FlowtelBuilder;
 pub use error::{BuildError, FlushError, RecordError};
 pub use event::{EventError, FlowEvent, FlowEventBuilder};
+pub use export::Protocol;
 pub use export::{InMemory, MetricPoint, PointValue};
 pub use pipeline::{Flowtel, DROP_FLUSH_TIMEOUT};
 pub use stats::Stats;

@@ -14,7 +14,6 @@ use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 use serde_json::Value as Json;
 
-use crate::config::Config;
 use crate::event::FlowEvent;
 use crate::ids::FastMap;
 use crate::stats::Counters;
@@ -127,6 +126,15 @@ struct NodeGauges {
 
 type GaugeTable = Arc<Mutex<Vec<NodeGauges>>>;
 
+/// What the metric mapping needs to know, and nothing else.
+#[derive(Clone, Debug)]
+pub(crate) struct MetricsConfig {
+    pub(crate) cardinality_limit: usize,
+    pub(crate) max_series: usize,
+    pub(crate) tenant_metrics: bool,
+    pub(crate) metric_extra_keys: Vec<String>,
+}
+
 pub(crate) struct FlowMetrics {
     events: Counter<u64>,
     duration: Histogram<f64>,
@@ -149,7 +157,7 @@ pub(crate) struct FlowMetrics {
 }
 
 impl FlowMetrics {
-    pub(crate) fn new(meter: &Meter, config: &Config, stats: Arc<Counters>) -> Self {
+    pub(crate) fn new(meter: &Meter, config: &MetricsConfig, stats: Arc<Counters>) -> Self {
         let limit = config.cardinality_limit;
         let gauges: GaugeTable = Arc::default();
         register_gauges(meter, &gauges);
@@ -389,7 +397,7 @@ fn add_series(
 /// anything flowtel lets through (its series limit plus the overflow set;
 /// for the node gauges, two directions per node value including
 /// `_overflow` and `_unknown`), so that the SDK never overflows silently.
-pub(crate) fn sdk_cardinality_limit(config: &Config) -> usize {
+pub(crate) fn sdk_cardinality_limit(config: &MetricsConfig) -> usize {
     (config.max_series + 1).max(2 * (config.cardinality_limit + 2)) + 16
 }
 

@@ -148,27 +148,15 @@ impl Counters {
         }
     }
 
-    /// Add what the mapping reported it dropped or shed.
-    pub(crate) fn add_mapping(&self, c: &crate::mapping::Counts) {
-        for (counter, n) in [
-            (&self.events_duplicate, c.duplicates),
-            (&self.events_late, c.late_starts),
-            (&self.root_events_dropped, c.root_events_dropped),
-            (&self.runs_shed, c.runs_shed),
-            (&self.attempts_given_up, c.stale_attempts),
-        ] {
-            if n > 0 {
-                counter.fetch_add(n, Relaxed);
-            }
-        }
-        if c.runs_shed > 0 {
-            warn_once(
-                &self.warned_shed,
-                "mapping state budget or open-run limit reached: the least recently active runs \
-                 are ended early (counted in flowtel.sdk.state.shed); raise with_state_budget / \
-                 with_max_open_runs",
-            );
-        }
+    /// Runs ended early to stay within the state budget (warned once).
+    pub(crate) fn add_runs_shed(&self, n: u64) {
+        self.runs_shed.fetch_add(n, Relaxed);
+        warn_once(
+            &self.warned_shed,
+            "mapping state budget or open-run limit reached: the least recently active runs \
+             are ended early (counted in flowtel.sdk.state.shed); raise with_state_budget / \
+             with_max_open_runs",
+        );
     }
 
     pub(crate) fn add_queue_full(&self) {

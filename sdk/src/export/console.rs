@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -13,7 +14,11 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use super::memory::{flatten, PointValue};
 
 /// Hands span batches to a user function.
-pub(crate) struct CallbackSpanExporter(pub(crate) crate::config::SpanCallback);
+/// A function that receives finished span batches (see
+/// [`FlowtelBuilder::with_span_callback`]).
+pub(crate) type SpanCallback = Arc<dyn Fn(Vec<SpanData>) + Send + Sync>;
+
+pub(crate) struct CallbackSpanExporter(pub(crate) SpanCallback);
 
 impl std::fmt::Debug for CallbackSpanExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -21,10 +21,13 @@ mod retry_gate;
 mod sink;
 mod transport;
 
-pub(crate) use console::{CallbackSpanExporter, ConsoleMetricExporter, ConsoleSpanExporter};
+pub(crate) use console::{
+    CallbackSpanExporter, ConsoleMetricExporter, ConsoleSpanExporter, SpanCallback,
+};
 pub use memory::{InMemory, MetricPoint, PointValue};
 pub(crate) use metric_export::MetricExport;
-pub(crate) use otlp::{otlp_metric_exporter, otlp_spans};
+pub use otlp::Protocol;
+pub(crate) use otlp::{otlp_metric_exporter, otlp_spans, OtlpSettings};
 pub(crate) use outcome::Outcome;
 pub(crate) use retry_gate::RetryGate;
 pub(crate) use sink::{Local, SpanSink};

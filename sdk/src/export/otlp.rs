@@ -12,9 +12,34 @@ use super::http_transport::{error_chain, header_map, HttpTransport};
 use super::otlp_metrics::OtlpMetricExporter;
 use super::sink::OtlpSpans;
 use super::transport::{Signal, Transport};
-use crate::config::{Compression, Config, Protocol};
 use crate::error::BuildError;
 use crate::stats::Counters;
+
+/// OTLP transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// OTLP/gRPC through tonic (default port 4317).
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (default port 4318).
+    HttpProtobuf,
+}
+
+/// One signal's OTLP settings, resolved from code, environment and
+/// defaults by the configuration layer: all the export layer knows of the
+/// configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct OtlpSettings {
+    pub(crate) protocol: Protocol,
+    /// Full URL (HTTP: including `/v1/<signal>`).
+    pub(crate) endpoint: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) gzip: bool,
+    pub(crate) timeout: std::time::Duration,
+    /// Extra CA certificates (PEM) to trust.
+    pub(crate) ca: Option<Vec<u8>>,
+    pub(crate) https: bool,
+}
 
 const USER_AGENT: &str = concat!("flowtel-otlp-exporter-rust/", env!("CARGO_PKG_VERSION"));
 
@@ -66,16 +91,18 @@ fn http_client(ca: Option<Vec<u8>>) -> Result<reqwest::Client, BuildError> {
 
 /// The transport of one signal. Call inside the export runtime: tonic
 /// starts its (lazy) connection task there.
-pub(crate) fn transport(config: &Config, signal: Signal) -> Result<Transport, BuildError> {
+pub(crate) fn transport(s: &OtlpSettings, signal: Signal) -> Result<Transport, BuildError> {
     install_crypto_provider();
     let env = signal.env();
-    let protocol = config.protocol_for(env)?;
-    let endpoint = config.endpoint_for(env, protocol);
-    let headers = config.headers_for(env);
-    let gzip = config.compression_for(env)? == Compression::Gzip;
-    let timeout = config.timeout_for(env)?;
-    let ca = config.ca_for(env)?;
-    let https = config.is_https(env);
+    let OtlpSettings {
+        protocol,
+        endpoint,
+        headers,
+        gzip,
+        timeout,
+        ca,
+        https,
+    } = s.clone();
     let bad_endpoint = |problem: String| BuildError::InvalidConfig {
         setting: format!("{} endpoint `{endpoint}`", env.to_ascii_lowercase()),
         problem,
@@ -116,9 +143,9 @@ pub(crate) fn transport(config: &Config, signal: Signal) -> Result<Transport, Bu
 }
 
 /// The span sink the OTLP export loops share (one transport, one gate).
-pub(crate) fn otlp_spans(config: &Config, resource: &Resource) -> Result<OtlpSpans, BuildError> {
+pub(crate) fn otlp_spans(s: &OtlpSettings, resource: &Resource) -> Result<OtlpSpans, BuildError> {
     Ok(OtlpSpans {
-        transport: Arc::new(transport(config, Signal::Traces)?),
+        transport: Arc::new(transport(s, Signal::Traces)?),
         resource: Arc::new(SpanResource::new(resource)),
     })
 }
@@ -126,16 +153,17 @@ pub(crate) fn otlp_spans(config: &Config, resource: &Resource) -> Result<OtlpSpa
 /// The OTLP metric exporter: its requests run on `handle` (flowtel's
 /// runtime), with retries bounded by the export timeout.
 pub(crate) fn otlp_metric_exporter(
-    config: &Config,
+    s: &OtlpSettings,
+    temporality: opentelemetry_sdk::metrics::Temporality,
     handle: &Handle,
     stats: &Arc<Counters>,
 ) -> Result<OtlpMetricExporter, BuildError> {
     Ok(OtlpMetricExporter {
-        transport: Arc::new(transport(config, Signal::Metrics)?),
+        transport: Arc::new(transport(s, Signal::Metrics)?),
         paused_until: Arc::default(),
         handle: handle.clone(),
         stats: stats.clone(),
-        timeout: config.timeout_for(Signal::Metrics.env())?,
-        temporality: config.metric_temporality()?,
+        timeout: s.timeout,
+        temporality,
     })
 }

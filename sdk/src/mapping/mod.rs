@@ -197,7 +197,7 @@ impl SpanMapper {
         let span_extras = cfg
             .span_extra_keys
             .iter()
-            .filter(|k| crate::config::secret_word(k).is_none())
+            .filter(|k| crate::privacy::secret_word(k).is_none())
             .map(|k| (k.clone(), Key::new(format!("{}{k}", attr::EXTRA_PREFIX))))
             .collect();
         SpanMapper {

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{fork, wait, Msg};
-use crate::config::{Config, FlowtelBuilder};
+use crate::config::Config;
 use crate::error::{FlushError, RecordError};
 use crate::event::FlowEvent;
 use crate::stats::{Counters, Stats};
@@ -128,11 +128,6 @@ impl std::fmt::Debug for Flowtel {
 }
 
 impl Flowtel {
-    /// A builder with every setting at its default (see [`FlowtelBuilder`]).
-    pub fn builder() -> FlowtelBuilder {
-        FlowtelBuilder::default()
-    }
-
     /// Hand an event to flowtel. Never blocks and never panics: it validates
     /// the event and queues it for the mapping thread. An invalid event, a
     /// full queue or a shut-down pipeline is reported in the result and

@@ -82,7 +82,7 @@ impl Flowtel {
         let resource = resource.build();
 
         let interval = config.metric_interval;
-        let sdk_limit = crate::metrics::sdk_cardinality_limit(&config);
+        let sdk_limit = crate::metrics::sdk_cardinality_limit(&config.metrics());
         let meter_provider = SdkMeterProvider::builder()
             .with_resource(resource.clone())
             .with_view(move |_: &opentelemetry_sdk::metrics::Instrument| {
@@ -95,7 +95,12 @@ impl Flowtel {
         let meter_provider = match &target {
             Target::Otlp => {
                 // Counts what it exported itself (partial success).
-                let e = export::otlp_metric_exporter(&config, &handle, &stats)?;
+                let e = export::otlp_metric_exporter(
+                    &config.otlp("METRICS")?,
+                    config.metric_temporality()?,
+                    &handle,
+                    &stats,
+                )?;
                 meter_provider.with_reader(periodic(e, interval))
             }
             Target::Console => meter_provider.with_reader(periodic(
@@ -133,7 +138,7 @@ impl Flowtel {
         match &target {
             Target::Otlp => {
                 // Several requests in flight over one transport, one gate.
-                let sink = export::otlp_spans(&config, &resource)?;
+                let sink = export::otlp_spans(&config.otlp("TRACES")?, &resource)?;
                 for _ in 0..OTLP_EXPORTS_IN_FLIGHT {
                     spawn_loop(rt, &loop_cfg, sink.clone(), &mut cmd_txs);
                 }
@@ -153,7 +158,7 @@ impl Flowtel {
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
         let worker = Worker {
             mapper: SpanMapper::new(config.mapping()),
-            metrics: FlowMetrics::new(&meter, &config, stats.clone()),
+            metrics: FlowMetrics::new(&meter, &config.metrics(), stats.clone()),
             meter_provider,
             buffer,
             cmd_txs,

@@ -229,8 +229,7 @@ impl Worker {
     /// Feed what the mapping produced to the metrics and the span queue.
     pub(super) fn apply(&mut self, fx: &mut Effects, pending: &mut Vec<SpanData>) {
         if fx.counts != Counts::default() {
-            self.stats.add_mapping(&fx.counts);
-            fx.counts = Counts::default();
+            count_mapping(&self.stats, &std::mem::take(&mut fx.counts));
         }
         for (node, delta) in fx.active.drain(..) {
             self.metrics.active(&node, delta);
@@ -241,5 +240,23 @@ impl Worker {
                 .fetch_add(fx.spans.len() as u64, Ordering::Relaxed);
             pending.append(&mut fx.spans);
         }
+    }
+}
+
+/// Add what the mapping reported it dropped or shed to the pipeline's
+/// counters.
+fn count_mapping(stats: &Counters, c: &Counts) {
+    for (counter, n) in [
+        (&stats.events_duplicate, c.duplicates),
+        (&stats.events_late, c.late_starts),
+        (&stats.root_events_dropped, c.root_events_dropped),
+        (&stats.attempts_given_up, c.stale_attempts),
+    ] {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+    if c.runs_shed > 0 {
+        stats.add_runs_shed(c.runs_shed);
     }
 }
