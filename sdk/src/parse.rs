@@ -182,9 +182,10 @@ impl Fields<'_> {
             if k == "event" || k == "event_type" {
                 // Borrowed unless the string has escapes; a non-string
                 // `event` is left to the field check, which names it.
-                let name = serde_json::from_str::<&str>(raw.get())
+                let name = plain_str(raw)
                     .map(Cow::Borrowed)
-                    .or_else(|_| serde_json::from_str::<String>(raw.get()).map(Cow::Owned));
+                    .ok_or(())
+                    .or_else(|()| serde_json::from_str::<String>(raw.get()).map(Cow::Owned));
                 if name.is_ok_and(|n| n.chars().any(char::is_whitespace)) {
                     return Err(not_a_flow_event(&format!(
                         "`{k}` is a sentence, not an event type"
@@ -269,12 +270,21 @@ fn wrong(field: &str, want: &str, raw: &RawValue) -> EventError {
     )
 }
 
+/// The text of a raw JSON string without escapes: its bytes between the
+/// quotes are the string itself (the scanner already validated them), so no
+/// second parse is needed. `None` for any other value or a string with
+/// escapes.
+fn plain_str(raw: &RawValue) -> Option<&str> {
+    let s = raw.get();
+    let inner = s.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.as_bytes().contains(&b'\\')).then_some(inner)
+}
+
 fn string(field: &str, raw: &RawValue) -> Result<String, EventError> {
-    // Borrowed (no intermediate allocation) unless the string has escapes.
-    serde_json::from_str::<&str>(raw.get())
-        .map(str::to_owned)
-        .or_else(|_| serde_json::from_str::<String>(raw.get()))
-        .map_err(|_| wrong(field, "a string", raw))
+    if let Some(s) = plain_str(raw) {
+        return Ok(s.to_owned());
+    }
+    serde_json::from_str::<String>(raw.get()).map_err(|_| wrong(field, "a string", raw))
 }
 
 fn opt_string(field: &str, raw: &RawValue) -> Result<Option<String>, EventError> {
