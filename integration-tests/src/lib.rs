@@ -5,6 +5,7 @@
 pub mod assertions;
 pub mod collector;
 pub mod debuglog;
+pub mod penguiflow;
 pub mod scenario;
 pub mod split;
 
