@@ -56,13 +56,15 @@ pub fn expected_attempts(evs: &[FlowEvent]) -> Vec<ExpectedAttempt> {
             }
             _ => continue,
         };
-        let latency_us = (e.latency_ms.unwrap_or(0.0) * 1000.0).round() as i128;
+        // The start rounded once, from the exact difference: rounding `ts`
+        // and the latency separately can land 2 µs from the truth.
+        let latency_us = e.latency_ms.unwrap_or(0.0) * 1000.0;
         out.push(ExpectedAttempt {
             trace_id: trace.clone(),
             node,
             attempt: e.attempt,
             outcome,
-            start_us: us(e.ts) - latency_us,
+            start_us: (e.ts * 1e6 - latency_us).round() as i128,
             end_us: us(e.ts),
             error_type,
         });

@@ -8,6 +8,8 @@ from typing_extensions import Unpack
 from ._types import Settings, Stats
 
 __version__: str
+SETTINGS: tuple[str, ...]
+"""The names of every setting (the keys of :class:`flowtel.Settings`)."""
 
 class FlowtelError(Exception):
     """Base class of the errors flowtel raises (never from a middleware)."""

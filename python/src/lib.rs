@@ -49,6 +49,7 @@ fn _flowtel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FlushError", py.get_type::<FlushError>())?;
     m.add_function(wrap_pyfunction!(live::shutdown_all, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::zero_stats, m)?)?;
+    m.add("SETTINGS", pyo3::types::PyTuple::new(py, settings::NAMES)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

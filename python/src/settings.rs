@@ -19,7 +19,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 pub(crate) const DEFAULT_EXIT_TIMEOUT: Duration = flowtel::DROP_FLUSH_TIMEOUT;
 
 /// Every setting, in the order the docs list them.
-const NAMES: &[&str] = &[
+pub(crate) const NAMES: &[&str] = &[
     "service_name",
     "flow_name",
     "endpoint",

@@ -6,37 +6,49 @@
 //! exactly the promises the SDK and the `flowtel` command are.
 //!
 //! ```text
-//! flowtel-check-run --events EVENTS.jsonl --log ROTEL.log --flow-name NAME
-//!                   [--spans-only] [--timeout SECONDS]
+//! flowtel-check-run --log ROTEL.log [--events EVENTS.jsonl --flow-name NAME [--spans-only]]
+//!                   [--counter METRIC KEY=VALUE EXPECTED]... [--timeout SECONDS]
 //! ```
 //!
-//! It polls the log until the check passes or the timeout (default 20 s)
+//! It polls the log until every check passes or the timeout (default 20 s)
 //! passes, then prints `ok: ...` (exit 0) or the first problem (exit 1).
 //! `--spans-only` skips the metric checks, for runs split over several
-//! processes whose cumulative metrics share one series. Exit 2: bad usage
-//! or unreadable input.
+//! processes whose cumulative metrics share one series. `--counter` checks
+//! the latest total of a counter over the series carrying `KEY=VALUE`
+//! (flowtel's self-metrics, say). Exit 2: bad usage or unreadable input.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use flowtel::FlowEvent;
+use flowtel_integration_tests::assertions::counter_total;
 use flowtel_integration_tests::debuglog;
 use flowtel_integration_tests::penguiflow::{
     check_metrics, check_spans, expected_attempts, traces,
 };
 
+/// `--counter METRIC KEY=VALUE EXPECTED`.
+struct Counter {
+    metric: String,
+    key: String,
+    value: String,
+    expected: f64,
+}
+
 struct Args {
-    events: String,
+    /// The captured events and the flow name.
+    run: Option<(String, String)>,
     log: String,
-    flow_name: String,
     spans_only: bool,
+    counters: Vec<Counter>,
     timeout: Duration,
 }
 
 fn usage(problem: &str) -> ExitCode {
     eprintln!(
-        "flowtel-check-run: {problem}\nusage: flowtel-check-run --events EVENTS.jsonl \
-         --log ROTEL.log --flow-name NAME [--spans-only] [--timeout SECONDS]"
+        "flowtel-check-run: {problem}\nusage: flowtel-check-run --log ROTEL.log \
+         [--events EVENTS.jsonl --flow-name NAME [--spans-only]] \
+         [--counter METRIC KEY=VALUE EXPECTED]... [--timeout SECONDS]"
     );
     ExitCode::from(2)
 }
@@ -45,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut events, mut log, mut flow_name) = (None, None, None);
     let mut spans_only = false;
+    let mut counters = Vec::new();
     let mut timeout = Duration::from_secs(20);
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or(format!("{a} needs a value"));
@@ -53,6 +66,23 @@ fn parse_args() -> Result<Args, String> {
             "--log" => log = Some(value()?),
             "--flow-name" => flow_name = Some(value()?),
             "--spans-only" => spans_only = true,
+            "--counter" => {
+                let metric = value()?;
+                let attr = value()?;
+                let expected = value()?;
+                let (key, value) = attr
+                    .split_once('=')
+                    .ok_or(format!("--counter {metric} {attr}: not KEY=VALUE"))?;
+                let expected = expected
+                    .parse()
+                    .map_err(|_| format!("--counter {metric}: {expected} is not a number"))?;
+                counters.push(Counter {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    metric,
+                    expected,
+                });
+            }
             "--timeout" => {
                 let v = value()?;
                 timeout = v
@@ -64,11 +94,17 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    let run = match (events, flow_name) {
+        (Some(e), Some(f)) => Some((e, f)),
+        (None, None) if !counters.is_empty() => None,
+        (None, None) => return Err("nothing to check: --events or --counter".into()),
+        _ => return Err("--events and --flow-name go together".into()),
+    };
     Ok(Args {
-        events: events.ok_or("--events is required")?,
+        run,
         log: log.ok_or("--log is required")?,
-        flow_name: flow_name.ok_or("--flow-name is required")?,
         spans_only,
+        counters,
         timeout,
     })
 }
@@ -87,18 +123,31 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => return usage(&e),
     };
-    let evs = match read_events(&args.events) {
-        Ok(evs) if !evs.is_empty() => evs,
-        Ok(_) => return usage(&format!("{}: no events", args.events)),
-        Err(e) => return usage(&e),
+    let (evs, flow_name) = match &args.run {
+        Some((path, flow_name)) => match read_events(path) {
+            Ok(evs) if !evs.is_empty() => (evs, flow_name.as_str()),
+            Ok(_) => return usage(&format!("{path}: no events")),
+            Err(e) => return usage(&e),
+        },
+        None => (Vec::new(), ""),
     };
-    let check = |r: &debuglog::Received| {
-        check_spans(r, &evs, &args.flow_name)?;
-        if args.spans_only {
-            Ok(())
-        } else {
-            check_metrics(r, &evs)
+    let check = |r: &debuglog::Received| -> Result<(), String> {
+        if args.run.is_some() {
+            check_spans(r, &evs, flow_name)?;
+            if !args.spans_only {
+                check_metrics(r, &evs)?;
+            }
         }
+        for c in &args.counters {
+            let got = counter_total(r, &c.metric, &c.key, &c.value);
+            if got != c.expected {
+                return Err(format!(
+                    "{} {{{}={}}}: {got}, expected {}",
+                    c.metric, c.key, c.value, c.expected
+                ));
+            }
+        }
+        Ok(())
     };
     let started = Instant::now();
     loop {
@@ -110,11 +159,12 @@ fn main() -> ExitCode {
         match check(&r) {
             Ok(()) => {
                 println!(
-                    "ok: {} events, {} runs, {} attempt spans, {} metric points",
+                    "ok: {} events, {} runs, {} attempt spans, {} metric points, {} counters",
                     evs.len(),
                     traces(&evs).len(),
                     expected_attempts(&evs).len(),
-                    r.points.len()
+                    r.points.len(),
+                    args.counters.len()
                 );
                 return ExitCode::SUCCESS;
             }
