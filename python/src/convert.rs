@@ -35,10 +35,16 @@ impl From<PyErr> for Unmappable {
 /// Nested `extra` values deeper than this are kept as their `str()`.
 const MAX_DEPTH: u32 = 16;
 
-/// A blank event; every field is then set from the source. Validation is
-/// left to `record()`, which counts what it rejects.
-fn blank() -> Result<FlowEvent, Unmappable> {
-    FlowEvent::builder("_", 0.0)
+/// An event of `event_type` whose other fields are then set from the
+/// source. Validation is left to `record()`, which counts what it rejects
+/// (an empty type included).
+fn blank(event_type: String) -> Result<FlowEvent, Unmappable> {
+    if event_type.is_empty() {
+        let mut ev = blank("_".into())?;
+        ev.event_type = event_type;
+        return Ok(ev);
+    }
+    FlowEvent::builder(event_type, 0.0)
         .build()
         .map_err(|e| Unmappable(e.to_string()))
 }
@@ -55,8 +61,7 @@ pub(crate) fn from_object(
     event_type: &Bound<'_, PyAny>,
 ) -> Result<FlowEvent, Unmappable> {
     let py = obj.py();
-    let mut ev = blank()?;
-    ev.event_type = string("event_type", event_type)?;
+    let mut ev = blank(string("event_type", event_type)?)?;
     ev.ts = match attr(obj, intern!(py, "ts"))? {
         Some(v) => number("ts", &v)?,
         None => return Err(Unmappable("field `ts`: missing".into())),
