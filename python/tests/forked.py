@@ -13,9 +13,8 @@ the exit hook flowtel registers with multiprocessing delivers.
 from __future__ import annotations
 
 import argparse
-import json
 import asyncio
-import multiprocessing
+import json
 import os
 import sys
 
@@ -64,6 +63,9 @@ def main() -> int:
             _, status = os.waitpid(pid, 0)
             failures += os.waitstatus_to_exitcode(status) != 0
     else:
+        # Imported after flowtel: its exit hook must still reach the children.
+        import multiprocessing
+
         ctx = multiprocessing.get_context("fork")
         procs = [ctx.Process(target=mp_child, args=(args.dir,)) for _ in range(args.children)]
         for p in procs:
