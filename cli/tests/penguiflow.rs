@@ -3,18 +3,14 @@
 //! and over HTTP; what arrived is checked against the events the flows
 //! emitted, captured by a second middleware in the same run.
 
-use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use flowtel::FlowEvent;
-use flowtel_integration_tests::assertions::{
-    check_attempt, check_no_ids_in_metrics, check_tree, counter_total, histogram_count,
-};
 use flowtel_integration_tests::collector::Collector;
-use flowtel_integration_tests::scenario::ExpectedAttempt;
+use flowtel_integration_tests::penguiflow::{check_run, expected_span_count};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -74,61 +70,6 @@ fn flows() -> &'static Flows {
     FLOWS.get_or_init(|| run_flows("support"))
 }
 
-fn us(ts: f64) -> i128 {
-    flowtel_integration_tests::unix_ns(ts) / 1000
-}
-
-/// Every attempt span the captured events promise.
-fn expected_attempts(evs: &[FlowEvent]) -> Vec<ExpectedAttempt> {
-    let mut out = Vec::new();
-    for (i, e) in evs.iter().enumerate() {
-        let Some(trace) = &e.trace_id else { continue };
-        let node = e.node_name.clone().unwrap_or_default();
-        let (outcome, error_type) = match e.event_type.as_str() {
-            "node_success" => ("success", None),
-            "node_error" => {
-                let repr = e.extra["exception"].as_str().unwrap_or_default();
-                let ty = repr.split('(').next().unwrap_or_default().to_string();
-                ("error", Some(ty))
-            }
-            "node_timeout" => ("timeout", Some("timeout".to_string())),
-            "node_trace_cancelled" => {
-                // Ends the attempt its node_start opened.
-                let start = evs[..i]
-                    .iter()
-                    .rev()
-                    .find(|s| {
-                        s.event_type == "node_start"
-                            && s.trace_id == e.trace_id
-                            && s.node_name == e.node_name
-                    })
-                    .expect("cancelled attempt has a start");
-                out.push(ExpectedAttempt {
-                    trace_id: trace.clone(),
-                    node,
-                    attempt: start.attempt,
-                    outcome: "cancelled",
-                    start_us: us(start.ts),
-                    end_us: us(e.ts),
-                    error_type: None,
-                });
-                continue;
-            }
-            _ => continue,
-        };
-        out.push(ExpectedAttempt {
-            trace_id: trace.clone(),
-            node,
-            attempt: e.attempt,
-            outcome,
-            start_us: flowtel_integration_tests::attempt_us(e.ts, e.latency_ms.unwrap()).0,
-            end_us: us(e.ts),
-            error_type,
-        });
-    }
-    out
-}
-
 fn ingest_and_check(protocol: &str) {
     let flows = flows();
     let collector = Collector::start();
@@ -160,60 +101,6 @@ fn ingest_and_check(protocol: &str) {
     assert!(stderr.contains("delivered: everything"), "{stderr}");
 
     let evs = &flows.events;
-    let attempts = expected_attempts(evs);
-    let traces: HashSet<&str> = evs.iter().filter_map(|e| e.trace_id.as_deref()).collect();
-    let expected_spans = attempts.len() + traces.len();
-    let r = collector.wait_for(Duration::from_secs(15), |r| {
-        r.spans.len() >= expected_spans && r.points.iter().any(|p| p.metric == "flow.events")
-    });
-    let fail = |e: String| -> ! {
-        panic!(
-            "{protocol}: {e}\n--- collector log ---\n{}",
-            collector.raw_log()
-        )
-    };
-    assert_eq!(r.spans.len(), expected_spans, "{protocol}: spans");
-
-    for t in &traces {
-        let spans = r.trace(t);
-        let root = check_tree(&spans).unwrap_or_else(|e| fail(format!("trace {t}: {e}")));
-        assert_eq!(root.name, "support-triage");
-        let of = |kind: &str| {
-            evs.iter()
-                .filter(|e| e.trace_id.as_deref() == Some(*t) && e.event_type == kind)
-                .count()
-        };
-        let marks = |name: &str| root.events.iter().filter(|e| e.name == name).count();
-        assert_eq!(marks("flow.node.retry"), of("node_retry"), "{t}: retries");
-        assert_eq!(
-            marks("flow.node.failed"),
-            of("node_failed"),
-            "{t}: failures"
-        );
-        assert_eq!(
-            marks("flow.deadline_skip"),
-            of("deadline_skip"),
-            "{t}: deadline skips"
-        );
-        assert_eq!(
-            marks("flow.trace_cancel_start"),
-            of("trace_cancel_start"),
-            "{t}: cancels"
-        );
-        if let Some(f) = evs
-            .iter()
-            .find(|e| e.trace_id.as_deref() == Some(*t) && e.event_type == "node_failed")
-        {
-            assert_eq!(root.status_code, "STATUS_CODE_ERROR");
-            assert_eq!(
-                root.attr("error.type"),
-                f.extra["flow_error"]["code"].as_str()
-            );
-        }
-    }
-    for a in &attempts {
-        check_attempt(&r, a).unwrap_or_else(|e| fail(e));
-    }
     // The flows cover every scenario the issue names.
     for kind in [
         "node_retry",
@@ -227,39 +114,18 @@ fn ingest_and_check(protocol: &str) {
             "flows emitted no {kind}"
         );
     }
-
-    // Metrics: counts per type equal PenguiFlow's, one duration per attempt,
-    // and no ids anywhere.
-    let mut by_type: BTreeMap<&str, f64> = BTreeMap::new();
-    for e in evs {
-        *by_type.entry(e.event_type.as_str()).or_default() += 1.0;
+    let expected_spans = expected_span_count(evs);
+    let r = collector.wait_for(Duration::from_secs(15), |r| {
+        r.spans.len() >= expected_spans && r.points.iter().any(|p| p.metric == "flow.events")
+    });
+    // Spans (one tree per run, every attempt once with exact timing and
+    // status), metrics (counts per type, one duration per attempt, no ids).
+    if let Err(e) = check_run(&r, evs, "support-triage") {
+        panic!(
+            "{protocol}: {e}\n--- collector log ---\n{}",
+            collector.raw_log()
+        )
     }
-    for (kind, n) in &by_type {
-        assert_eq!(
-            counter_total(&r, "flow.events", "flow.event.type", kind),
-            *n,
-            "{protocol}: flow.events {kind}"
-        );
-    }
-    let timed = evs
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.event_type.as_str(),
-                "node_success" | "node_error" | "node_timeout"
-            )
-        })
-        .count() as u64;
-    assert_eq!(histogram_count(&r, "flow.node.duration"), timed);
-    let mut ids: Vec<String> = traces.iter().map(|t| t.to_string()).collect();
-    // PenguiFlow's control endpoints (OpenSea, Rookery) use their name as
-    // their id; only real instance ids must stay out of metrics.
-    ids.extend(
-        evs.iter()
-            .filter(|e| e.node_id != e.node_name)
-            .filter_map(|e| e.node_id.clone()),
-    );
-    check_no_ids_in_metrics(&r, &ids).unwrap_or_else(|e| fail(e));
 }
 
 #[test]

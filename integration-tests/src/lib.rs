@@ -9,6 +9,7 @@ pub mod collector;
 pub mod debuglog;
 pub mod fault;
 pub mod load;
+pub mod penguiflow;
 pub mod scenario;
 pub mod split;
 
