@@ -75,16 +75,21 @@ mod metrics;
 mod parse;
 mod pipeline;
 mod privacy;
+mod run;
 mod self_metrics;
 mod stats;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
+mod w3c;
 
-pub use attempt::Attempt;
+pub use attempt::{Attempt, Failure};
 pub use builder::FlowtelBuilder;
 pub use error::{BuildError, FlushError, RecordError};
 pub use event::{EventError, FlowEvent, FlowEventBuilder};
 pub use export::Protocol;
 pub use export::{InMemory, MetricPoint, PointValue};
 pub use pipeline::{Flowtel, DROP_FLUSH_TIMEOUT};
+pub use run::Run;
 pub use stats::Stats;
 
 /// Re-exported so tests can inspect spans from [`InMemory::spans`].

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use opentelemetry::trace::{Event, TraceId};
+use opentelemetry::trace::{Event, SpanContext, SpanId, TraceId};
 
 use crate::ids::FastMap;
 
@@ -24,6 +24,8 @@ pub(super) struct OpenStart {
     /// When the mapping saw the start (monotonic): its age limit counts
     /// from here.
     pub(super) seen: Instant,
+    /// The span id its guard chose, if any (see `FlowEvent::span_id`).
+    pub(super) span_id: Option<SpanId>,
 }
 
 /// One terminal event already mapped: enough to recognise an exact
@@ -117,8 +119,19 @@ impl NodeState {
     }
 
     /// The open start a terminal event of `attempt` ending at `end_ns`
-    /// closes: the latest of that attempt that began no later than the end.
-    pub(super) fn take_open(&mut self, attempt: u32, end_ns: u128) -> Option<OpenStart> {
+    /// closes: the one with the same guard-chosen span id, else the latest
+    /// of that attempt that began no later than the end.
+    pub(super) fn take_open(
+        &mut self,
+        attempt: u32,
+        end_ns: u128,
+        span_id: Option<SpanId>,
+    ) -> Option<OpenStart> {
+        if let Some(id) = span_id {
+            if let Some(i) = self.open.iter().position(|s| s.span_id == Some(id)) {
+                return Some(self.open.remove(i));
+            }
+        }
         let pos = self
             .open
             .iter()
@@ -142,6 +155,8 @@ pub(super) struct Run {
     pub(super) attempts: u64,
     pub(super) cancelled: bool,
     pub(super) failure: Option<(String, String)>,
+    /// The inbound context (`extra.traceparent`) the run's span links to.
+    pub(super) link: Option<SpanContext>,
     pub(super) nodes: FastMap<Box<str>, NodeState>,
     /// Open attempts over all nodes.
     pub(super) open_total: usize,
@@ -159,6 +174,7 @@ impl Run {
             attempts: 0,
             cancelled: false,
             failure: None,
+            link: None,
             nodes: FastMap::with_capacity_and_hasher(8, Default::default()),
             open_total: 0,
         }

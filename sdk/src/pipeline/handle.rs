@@ -9,15 +9,34 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use opentelemetry::trace::SpanId;
+use opentelemetry_sdk::trace::SpanData;
+
+use super::buffer::SpanBuffer;
 use super::{fork, wait, Msg};
 use crate::config::Config;
 use crate::error::{FlushError, RecordError};
 use crate::event::FlowEvent;
+use crate::ids::FreshIds;
 use crate::stats::{Counters, Stats};
+
+/// A pipeline handle that does not keep it alive: what a `tracing` layer
+/// (usually installed for the whole process) holds, so that dropping the
+/// user's last [`Flowtel`] still flushes and stops the pipeline.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) struct WeakFlowtel(Weak<Inner>);
+
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+impl WeakFlowtel {
+    pub(crate) fn upgrade(&self) -> Option<Flowtel> {
+        self.0.upgrade().map(|inner| Flowtel { inner })
+    }
+}
 
 /// How long dropping the last handle without `shutdown()` waits for the
 /// pipeline to export what it holds.
@@ -47,6 +66,10 @@ pub struct Flowtel {
 struct Inner {
     tx: SyncSender<Msg>,
     stats: Arc<Counters>,
+    /// The span buffer, for spans made outside the mapping (`tracing`).
+    buffer: Arc<SpanBuffer>,
+    /// Span ids attempt guards choose at their start.
+    ids: FreshIds,
     shut: AtomicBool,
     /// The fork generation this pipeline's threads live in.
     generation: u64,
@@ -144,11 +167,18 @@ impl Flowtel {
         self.here()?.enqueue(event, Some(Instant::now() + timeout))
     }
 
-    pub(super) fn from_parts(tx: SyncSender<Msg>, stats: Arc<Counters>, config: Config) -> Self {
+    pub(super) fn from_parts(
+        tx: SyncSender<Msg>,
+        stats: Arc<Counters>,
+        buffer: Arc<SpanBuffer>,
+        config: Config,
+    ) -> Self {
         Flowtel {
             inner: Arc::new(Inner {
                 tx,
                 stats,
+                buffer,
+                ids: FreshIds::new(),
                 shut: AtomicBool::new(false),
                 generation: fork::generation(),
                 config,
@@ -173,6 +203,34 @@ impl Flowtel {
             Ok(c) => c.here(),
             Err(e) => Err(RecordError::Forked(e.clone())),
         }
+    }
+
+    /// A span id for an attempt that is starting (see [`FreshIds`]).
+    pub(crate) fn fresh_span_id(&self) -> SpanId {
+        match self.here() {
+            Ok(this) => this.inner.ids.next(),
+            Err(_) => self.inner.ids.next(),
+        }
+    }
+
+    /// A span finished outside the mapping (a `tracing` span): into the same
+    /// bounded buffer as the mapping's spans, counted the same way, never
+    /// waiting (it is the caller's thread).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn offer_span(&self, span: SpanData) {
+        let Ok(this) = self.here() else {
+            return;
+        };
+        let c = &this.inner.stats;
+        c.spans_created.fetch_add(1, Ordering::Relaxed);
+        this.inner.buffer.offer(span, c);
+    }
+
+    /// A handle that does not keep the pipeline alive (see
+    /// [`WeakFlowtel`]).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn downgrade(&self) -> WeakFlowtel {
+        WeakFlowtel(Arc::downgrade(&self.inner))
     }
 
     /// Validate and queue; with a deadline, wait for room until then.

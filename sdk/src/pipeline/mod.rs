@@ -43,6 +43,8 @@ mod worker;
 
 use buffer::SpanBuffer;
 use export_loop::{ExportCmd, ExportLoop, OTLP_EXPORTS_IN_FLIGHT};
+#[cfg(feature = "tracing")]
+pub(crate) use handle::WeakFlowtel;
 pub use handle::{Flowtel, DROP_FLUSH_TIMEOUT};
 use worker::Worker;
 
@@ -160,7 +162,7 @@ impl Flowtel {
             mapper: SpanMapper::new(config.mapping()),
             metrics: FlowMetrics::new(&meter, &config.metrics(), stats.clone()),
             meter_provider,
-            buffer,
+            buffer: buffer.clone(),
             cmd_txs,
             stats: stats.clone(),
             tick: (config.run_idle_timeout / 4)
@@ -171,7 +173,7 @@ impl Flowtel {
             .spawn(move || worker.run(rx, runtime))
             .map_err(BuildError::Runtime)?;
 
-        Ok(Flowtel::from_parts(tx, stats, restart))
+        Ok(Flowtel::from_parts(tx, stats, buffer, restart))
     }
 }
 
