@@ -31,7 +31,7 @@ use crate::w3c;
 /// and `error.type` `panic` or `AttemptDropped`.
 ///
 /// Its span id is chosen when it starts: `tracing` spans created inside
-/// [`instrument`](Attempt::instrument) or [`enter`](Attempt::enter) become
+/// [`within`](Attempt::within) or [`enter`](Attempt::enter) become
 /// its children (with the `tracing` feature, see
 /// [`Flowtel::tracing_layer`](crate::Flowtel::tracing_layer)), and
 /// [`traceparent`](Attempt::traceparent) puts the next service's spans under
@@ -48,7 +48,7 @@ use crate::w3c;
 ///     let attempt = run.start_attempt("fetch", n);
 ///     // Held across `.await`; `tracing` spans inside are its children, and
 ///     // the downstream call continues the trace under it.
-///     let result = attempt.instrument(fetch(&attempt.traceparent())).await;
+///     let result = attempt.within(fetch(&attempt.traceparent())).await;
 ///     match result {
 ///         Ok(_) => {
 ///             attempt.success();
@@ -255,17 +255,18 @@ impl Attempt {
         w3c::context_of(w3c::span_context(self.run.inner.trace_id, self.span_id))
     }
 
-    /// Run `future` inside this attempt: on every poll the attempt's
+    /// Run `future` within this attempt: on every poll the attempt's
     /// context is current, so `tracing` spans (and OpenTelemetry spans)
     /// started in it are the attempt's children, on any executor and any
-    /// thread the future moves to.
-    pub fn instrument<F: Future>(&self, future: F) -> WithContext<F> {
+    /// thread the future moves to. (Not called `instrument`: every type has
+    /// `tracing::Instrument::instrument`, which would shadow it.)
+    pub fn within<F: Future>(&self, future: F) -> WithContext<F> {
         future.with_context(self.context())
     }
 
     /// Make this attempt's context current on this thread until the guard
     /// drops (synchronous code; for async code use
-    /// [`instrument`](Attempt::instrument)).
+    /// [`within`](Attempt::within)).
     ///
     /// ```
     /// # let flowtel = flowtel::Flowtel::builder().with_in_memory(&flowtel::InMemory::new()).build().unwrap();

@@ -7,7 +7,7 @@
 //! [`Flowtel::tracing_layer`] is `tracing-opentelemetry`'s layer over that
 //! tracer, with context activation on: a `tracing` span whose parent is no
 //! other `tracing` span takes the current OpenTelemetry context as parent,
-//! which [`Attempt::instrument`](crate::Attempt::instrument) and
+//! which [`Attempt::within`](crate::Attempt::within) and
 //! [`Attempt::enter`](crate::Attempt::enter) set to the attempt's span.
 
 use std::time::Duration;
@@ -94,7 +94,7 @@ impl Flowtel {
     }
 
     /// A `tracing` layer whose spans are exported by this pipeline. Inside
-    /// an attempt ([`Attempt::instrument`](crate::Attempt::instrument) or
+    /// an attempt ([`Attempt::within`](crate::Attempt::within) or
     /// [`Attempt::enter`](crate::Attempt::enter)), `tracing` spans are
     /// children of the attempt's span, with the run's trace id, on any
     /// executor or thread.

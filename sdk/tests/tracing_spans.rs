@@ -10,6 +10,7 @@ use flowtel::{Flowtel, InMemory, SpanData};
 use opentelemetry::trace::SpanId;
 use tracing::instrument::WithSubscriber;
 use tracing::Dispatch;
+use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
 const T1: &str = "3e512c5b0a184257a25c215d19544e6a";
@@ -99,17 +100,9 @@ async fn node_body(n: u32) {
         tokio::time::sleep(Duration::from_millis(2)).await;
         tracing::info_span!("inner").in_scope(|| {});
     }
-    .instrument_in(span)
+    .instrument(span)
     .await;
 }
-
-/// `tracing::Instrument`, named apart from `Attempt::instrument`.
-trait InstrumentIn: tracing::Instrument + Sized {
-    fn instrument_in(self, span: tracing::Span) -> tracing::instrument::Instrumented<Self> {
-        tracing::Instrument::instrument(self, span)
-    }
-}
-impl<F: std::future::Future> InstrumentIn for F {}
 
 fn check_async(spans: &[SpanData], attempts: u32) {
     for n in 0..attempts {
@@ -153,7 +146,7 @@ fn async_attempts(flavour: tokio::runtime::Builder) {
             tasks.push(tokio::spawn(
                 async move {
                     let attempt = run.start_attempt("work", n);
-                    attempt.instrument(node_body(n)).await;
+                    attempt.within(node_body(n)).await;
                     attempt.success();
                 }
                 .with_subscriber(dispatch.clone()),
