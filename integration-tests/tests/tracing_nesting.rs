@@ -83,6 +83,8 @@ fn nesting(protocol: Protocol) {
     flowtel.shutdown(Duration::from_secs(15)).unwrap();
 
     let all = trace_of(&c, run.trace_id(), 7);
+    // Nothing else: the export's own HTTP/gRPC stack is never traced.
+    assert_eq!(c.received().spans.len(), 7, "{}", c.raw_log());
     let spans: Vec<&Span> = all.iter().collect();
     let root = check_nested_tree(&spans).unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
     assert_eq!(root.name, "nested");

@@ -17,7 +17,9 @@ use opentelemetry::{Context, InstrumentationScope};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, Span, SpanData, SpanProcessor};
 use tracing_opentelemetry::OpenTelemetryLayer;
+use tracing_subscriber::filter::{filter_fn, FilterFn, Filtered};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer as _;
 
 use crate::pipeline::{Flowtel, WeakFlowtel, DROP_FLUSH_TIMEOUT};
 
@@ -116,12 +118,27 @@ impl Flowtel {
     /// # flowtel.shutdown(std::time::Duration::from_secs(5)).unwrap();
     /// # assert!(sink.spans().iter().any(|s| s.name == "tokenize"));
     /// ```
-    pub fn tracing_layer<S>(&self) -> OpenTelemetryLayer<S, SdkTracer>
+    ///
+    /// The layer leaves out spans opened on flowtel's own export threads
+    /// (the HTTP and gRPC stacks instrument with `tracing`; exporting their
+    /// spans would open more, without end). A layer of your own built on
+    /// [`tracer`](Flowtel::tracer) should filter the same way: the
+    /// OpenTelemetry SDK suppresses spans whose parent context is
+    /// suppressed, but `tracing-opentelemetry` gives explicit root spans
+    /// (h2's `Connection`) a fresh context.
+    pub fn tracing_layer<S>(&self) -> Filtered<OpenTelemetryLayer<S, SdkTracer>, FilterFn, S>
     where
         S: tracing::Subscriber + for<'span> LookupSpan<'span>,
     {
         tracing_opentelemetry::layer()
             .with_tracer(self.tracer())
             .with_context_activation(true)
+            .with_filter(filter_fn(not_on_export_threads))
     }
+}
+
+/// False on the threads where telemetry is suppressed: flowtel's export
+/// threads (and OpenTelemetry SDK threads).
+fn not_on_export_threads(_: &tracing::Metadata<'_>) -> bool {
+    !Context::is_current_telemetry_suppressed()
 }

@@ -69,6 +69,7 @@ impl Flowtel {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .thread_name("flowtel-export")
+                .on_thread_start(suppress_own_telemetry)
                 .enable_all()
                 .build()
                 .map_err(BuildError::Runtime)?,
@@ -175,6 +176,16 @@ impl Flowtel {
 
         Ok(Flowtel::from_parts(tx, stats, buffer, restart))
     }
+}
+
+/// flowtel's export threads never trace themselves: spans that the HTTP and
+/// gRPC stacks open there (h2, hyper, tonic instrument with `tracing`) would
+/// otherwise reach a `tracing` layer (flowtel's or the application's) and be
+/// exported, which opens more spans, without end. OpenTelemetry's SDK
+/// starts no span in a suppressed context; the guard stays for the thread's
+/// life.
+fn suppress_own_telemetry() {
+    std::mem::forget(opentelemetry::Context::enter_telemetry_suppressed_scope());
 }
 
 /// Every metric exporter is wrapped: see [`MetricExport`].
