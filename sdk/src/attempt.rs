@@ -2,6 +2,7 @@
 //! attempt, timed with a monotonic clock, with its span id known from the
 //! start so that `tracing` spans and outgoing calls can name it as parent.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -68,7 +69,7 @@ use crate::w3c;
 #[must_use = "an attempt records its end when finished or dropped"]
 pub struct Attempt {
     run: Run,
-    node: Arc<str>,
+    node: Name,
     attempt: u32,
     span_id: SpanId,
     /// Start as the mapping reads it (unix ns), never after the real start.
@@ -113,6 +114,12 @@ fn ts_not_before(ns: u128) -> f64 {
     ts
 }
 
+/// Queue a guard's event. Its events are valid by construction; a full
+/// queue or a shut-down pipeline is counted, as for `record()`.
+fn record(run: &Run, ev: GuardEvent) {
+    let _ = run.inner.flowtel.record_guard(ev);
+}
+
 fn unix_ns() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -132,14 +139,79 @@ fn exception<E: fmt::Display + ?Sized>(err: &E) -> String {
     format!("{name}('{err}')")
 }
 
+/// A node name: a `&'static str` (the usual case, node names are
+/// constants) is kept as it is, anything else shared once, so that an
+/// attempt allocates nothing on the caller's thread for its name.
+#[derive(Clone, Debug)]
+pub(crate) enum Name {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Name {
+    pub(crate) fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        match name.into() {
+            Cow::Borrowed(s) => Name::Static(s),
+            Cow::Owned(s) => Name::Shared(Arc::from(s)),
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Name::Static(s) => s,
+            Name::Shared(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+/// An attempt guard's event as it travels to the mapping thread: shared
+/// strings and plain numbers, so the caller's thread allocates nothing for
+/// the common path; the mapping thread turns it into the equivalent
+/// [`FlowEvent`].
+pub(crate) struct GuardEvent {
+    kind: &'static str,
+    run: Arc<str>,
+    node: Name,
+    attempt: u32,
+    ts: f64,
+    latency_ms: Option<f64>,
+    span_id: Option<SpanId>,
+    /// `extra` entries (exception, traceparent, sleep_s, flow_error).
+    extra: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl GuardEvent {
+    pub(crate) fn into_event(self) -> FlowEvent {
+        let mut b = FlowEvent::builder(self.kind, self.ts)
+            .trace_id(self.run.to_string())
+            .attempt(self.attempt);
+        b.event.node_name = Some(self.node.to_string());
+        b.event.latency_ms = self.latency_ms;
+        b.event.span_id = self.span_id;
+        for (k, v) in self.extra {
+            b.event.extra.insert(k.to_string(), v);
+        }
+        b.event
+    }
+}
+
 impl Attempt {
-    pub(crate) fn start(run: Run, node: String, attempt: u32, traceparent: Option<String>) -> Self {
+    pub(crate) fn start(run: Run, node: Name, attempt: u32, traceparent: Option<String>) -> Self {
         let span_id = run.inner.flowtel.fresh_span_id();
         let start = Instant::now();
         let ts = ts_not_after(unix_ns());
         let a = Attempt {
             run,
-            node: Arc::from(node),
+            node,
             attempt,
             span_id,
             start_ns: ts_ns(ts),
@@ -148,30 +220,27 @@ impl Attempt {
         };
         let mut ev = a.event(event::NODE_START, ts, 0.0);
         if let Some(tp) = traceparent {
-            ev.extra.insert(extra::TRACEPARENT.into(), tp.into());
+            ev.extra.push((extra::TRACEPARENT, tp.into()));
         }
-        a.record(ev);
+        record(&a.run, ev);
         a
     }
 
-    fn event(&self, kind: &str, ts: f64, latency_ms: f64) -> FlowEvent {
-        let mut b = FlowEvent::builder(kind, ts)
-            .trace_id(self.run.inner.run_id.to_string())
-            .attempt(self.attempt)
-            .latency_ms(latency_ms)
-            .span_id(self.span_id);
-        b.event.node_name = Some(self.node.to_string());
-        b.event
-    }
-
-    fn record(&self, ev: FlowEvent) {
-        // Events built here are valid (finite, non-negative numbers); a
-        // full queue or a shut-down pipeline is counted by record().
-        let _ = self.run.inner.flowtel.record(ev);
+    fn event(&self, kind: &'static str, ts: f64, latency_ms: f64) -> GuardEvent {
+        GuardEvent {
+            kind,
+            run: self.run.inner.run_id.clone(),
+            node: self.node.clone(),
+            attempt: self.attempt,
+            ts,
+            latency_ms: Some(latency_ms),
+            span_id: Some(self.span_id),
+            extra: Vec::new(),
+        }
     }
 
     /// Record the terminal event `kind`; returns its latency (ms).
-    fn end(&mut self, kind: &str, exception: Option<String>) -> f64 {
+    fn end(&mut self, kind: &'static str, exception: Option<String>) -> f64 {
         self.done = true;
         let elapsed = self.start.elapsed().as_nanos();
         // The end no earlier than the real one, the start as recorded.
@@ -179,9 +248,9 @@ impl Attempt {
         let latency_ms = (ts_ns(ts) - self.start_ns) as f64 / 1e6;
         let mut ev = self.event(kind, ts, latency_ms);
         if let Some(x) = exception {
-            ev.extra.insert("exception".into(), x.into());
+            ev.extra.push(("exception", x.into()));
         }
-        self.record(ev);
+        record(&self.run, ev);
         latency_ms
     }
 
@@ -309,7 +378,7 @@ enum Kind {
 #[derive(Debug)]
 pub struct Failure {
     run: Run,
-    node: Arc<str>,
+    node: Name,
     attempt: u32,
     kind: Kind,
     exception: String,
@@ -317,22 +386,25 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn event(&self, kind: &str, attempt: u32) -> FlowEvent {
-        let mut b = FlowEvent::builder(kind, secs(unix_ns()))
-            .trace_id(self.run.inner.run_id.to_string())
-            .attempt(attempt)
-            .extra("exception", self.exception.clone());
-        b.event.node_name = Some(self.node.to_string());
-        b.event
+    fn event(&self, kind: &'static str, attempt: u32) -> GuardEvent {
+        GuardEvent {
+            kind,
+            run: self.run.inner.run_id.clone(),
+            node: self.node.clone(),
+            attempt,
+            ts: secs(unix_ns()),
+            latency_ms: None,
+            span_id: None,
+            extra: vec![("exception", self.exception.clone().into())],
+        }
     }
 
     /// The node will be tried again (attempt number + 1) after `delay`
     /// (records `node_retry`; the runtime does the waiting).
     pub fn retry_after(self, delay: Duration) {
         let mut ev = self.event(event::NODE_RETRY, self.attempt + 1);
-        ev.extra
-            .insert("sleep_s".into(), delay.as_secs_f64().into());
-        let _ = self.run.inner.flowtel.record(ev);
+        ev.extra.push(("sleep_s", delay.as_secs_f64().into()));
+        record(&self.run, ev);
     }
 
     /// No more attempts: the node failed for good (records `node_failed`
@@ -349,11 +421,9 @@ impl Failure {
         };
         let mut ev = self.event(event::NODE_FAILED, self.attempt);
         ev.latency_ms = Some(self.latency_ms);
-        ev.extra.insert(
-            "flow_error".into(),
-            json!({ "code": code, "message": message }),
-        );
-        let _ = self.run.inner.flowtel.record(ev);
+        ev.extra
+            .push(("flow_error", json!({ "code": code, "message": message })));
+        record(&self.run, ev);
     }
 }
 

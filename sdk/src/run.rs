@@ -1,13 +1,14 @@
 //! A handle on one run (one trace) for Rust runtimes: where its attempts
 //! start, and where an inbound W3C `traceparent` is attached to it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use opentelemetry::trace::TraceId;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
-use crate::attempt::Attempt;
+use crate::attempt::{Attempt, Name};
 use crate::error::RecordError;
 use crate::ids;
 use crate::pipeline::Flowtel;
@@ -110,7 +111,7 @@ impl Flowtel {
     pub fn start_attempt(
         &self,
         run_id: impl Into<String>,
-        node: impl Into<String>,
+        node: impl Into<Cow<'static, str>>,
         attempt: u32,
     ) -> Attempt {
         self.run(run_id).start_attempt(node, attempt)
@@ -134,10 +135,11 @@ impl Run {
     }
 
     /// Record `node_start` for an attempt of `node` (0-based `attempt`) and
-    /// return the guard that records its end; see [`Attempt`].
-    pub fn start_attempt(&self, node: impl Into<String>, attempt: u32) -> Attempt {
+    /// return the guard that records its end; see [`Attempt`]. A
+    /// `&'static str` name costs no allocation; a `String` one.
+    pub fn start_attempt(&self, node: impl Into<Cow<'static, str>>, attempt: u32) -> Attempt {
         let traceparent = lock(&self.inner.traceparent).take();
-        Attempt::start(self.clone(), node.into(), attempt, traceparent)
+        Attempt::start(self.clone(), Name::new(node), attempt, traceparent)
     }
 
     /// End the run now: its root span is exported without waiting for the

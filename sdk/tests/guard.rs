@@ -303,3 +303,22 @@ fn an_attempt_hands_out_its_traceparent_and_context() {
     let spans = done(flowtel, &sink);
     by_id(&spans, id);
 }
+
+#[test]
+fn guards_of_one_node_ending_in_the_same_microsecond_are_all_kept() {
+    let (flowtel, sink) = pipeline();
+    let run = flowtel.run(T1);
+    let mut ids = Vec::new();
+    for _ in 0..500 {
+        let a = run.start_attempt("hot", 0);
+        ids.push(a.span_id());
+        a.success();
+    }
+    let spans = done(flowtel.clone(), &sink);
+    let s = flowtel.stats();
+    assert_eq!((s.events_duplicate, s.events_late), (0, 0), "{s:?}");
+    for id in ids {
+        by_id(&spans, id);
+    }
+    assert_eq!(spans.len(), 501);
+}

@@ -527,7 +527,7 @@ fn map_into_run(
             let Some(node) = run.nodes.get_mut(key) else {
                 return Verdict::Mapped;
             };
-            if node.is_late_start(ev.attempt, end) {
+            if node.is_late_start(ev.attempt, end, ev.span_id) {
                 fx.counts.late_starts += 1;
                 return Verdict::Mapped;
             }
@@ -553,7 +553,7 @@ fn map_into_run(
             let Some(node) = run.nodes.get_mut(key) else {
                 return Verdict::Mapped;
             };
-            if node.is_duplicate(ev.attempt, end) {
+            if node.is_duplicate(ev.attempt, end, ev.span_id) {
                 fx.counts.duplicates += 1;
                 return Verdict::Duplicate;
             }
@@ -570,7 +570,7 @@ fn map_into_run(
                 (None, Some(s)) => s.start_ns,
                 (None, None) => end,
             };
-            node.remember_terminal(ev.attempt, start, end);
+            node.remember_terminal(ev.attempt, (start, end), ev.span_id);
             run.attempts += 1;
             let node = &run.nodes[key];
             let mut a = terminal_end(ev, cx, key, &run.meta, (start, end));
@@ -594,7 +594,7 @@ fn map_into_run(
                 if let Some(s) = s {
                     run.open_total -= 1;
                     fx.active.push((node.metric_name.clone(), -1));
-                    node.remember_terminal(s.attempt, s.start_ns, end);
+                    node.remember_terminal(s.attempt, (s.start_ns, end), ev.span_id);
                     run.attempts += 1;
                     let a = AttemptEnd {
                         kind,

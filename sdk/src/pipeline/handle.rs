@@ -18,6 +18,7 @@ use opentelemetry_sdk::trace::SpanData;
 
 use super::buffer::SpanBuffer;
 use super::{fork, wait, Msg};
+use crate::attempt::GuardEvent;
 use crate::config::Config;
 use crate::error::{FlushError, RecordError};
 use crate::event::FlowEvent;
@@ -233,6 +234,19 @@ impl Flowtel {
         WeakFlowtel(Arc::downgrade(&self.inner))
     }
 
+    /// An attempt guard's event: valid by construction and compact (no
+    /// allocation on the caller's thread); the mapping thread makes the
+    /// FlowEvent. Counted like `record()`.
+    pub(crate) fn record_guard(&self, event: GuardEvent) -> Result<(), RecordError> {
+        let this = self.here()?;
+        if this.inner.shut.load(Ordering::Acquire) {
+            let c = &this.inner.stats;
+            c.events_after_shutdown.fetch_add(1, Ordering::Relaxed);
+            return Err(RecordError::ShutDown);
+        }
+        this.send_event(Msg::Guard(event), None)
+    }
+
     /// Validate and queue; with a deadline, wait for room until then.
     fn enqueue(&self, event: FlowEvent, deadline: Option<Instant>) -> Result<(), RecordError> {
         let c = &self.inner.stats;
@@ -244,7 +258,12 @@ impl Flowtel {
             c.events_invalid.fetch_add(1, Ordering::Relaxed);
             return Err(RecordError::Invalid(e));
         }
-        let mut msg = Msg::Event(event);
+        self.send_event(Msg::Event(Box::new(event)), deadline)
+    }
+
+    /// Queue an event message; with a deadline, wait for room until then.
+    fn send_event(&self, mut msg: Msg, deadline: Option<Instant>) -> Result<(), RecordError> {
+        let c = &self.inner.stats;
         loop {
             match self.inner.tx.try_send(msg) {
                 Ok(()) => {

@@ -24,6 +24,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
 use tokio::sync::mpsc as tmpsc;
 
+use crate::attempt::GuardEvent;
 use crate::config::{Config, Target};
 use crate::error::{BuildError, FlushError};
 use crate::event::FlowEvent;
@@ -51,10 +52,18 @@ use worker::Worker;
 type Reply = mpsc::Sender<Result<(), FlushError>>;
 
 enum Msg {
-    Event(FlowEvent),
+    Event(Box<FlowEvent>),
+    /// An attempt guard's event, made a FlowEvent on the mapping thread.
+    Guard(GuardEvent),
     EndRun(String),
-    Flush { spans: Reply, metrics: Reply },
-    Shutdown { deadline: Instant, reply: Reply },
+    Flush {
+        spans: Reply,
+        metrics: Reply,
+    },
+    Shutdown {
+        deadline: Instant,
+        reply: Reply,
+    },
 }
 
 impl Flowtel {
