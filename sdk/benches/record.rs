@@ -15,9 +15,9 @@
 //!
 //! | bench | what is timed | ns/attempt (2026-11-23) |
 //! | --- | --- | --- |
-//! | `attempt/guard` | `run.start_attempt(node, n)` + `.success()`: two events queued (node name, run id, span id chosen at the start, monotonic timing) | 620 |
-//! | `attempt/guard_with_tracing_span` | the same with `attempt.enter()` and one `tracing` span inside (tracing-opentelemetry → SDK span → flowtel's span buffer) | 3 840 |
-//! | `attempt/otel_rust_baseline` | hand-written: one span with explicit start/end via `SpanBuilder` into a `BatchSpanProcessor` with a no-op exporter + three metric updates with two attributes | 713 |
+//! | `attempt/guard` | `run.start_attempt(node, n)` + `.success()`: two events queued (node name, run id, span id chosen at the start, monotonic timing) | 675 |
+//! | `attempt/guard_with_tracing_span` | the same with `attempt.enter()` and one `tracing` span inside (tracing-opentelemetry → SDK span → flowtel's span buffer) | 2 910 |
+//! | `attempt/otel_rust_baseline` | hand-written: one span with explicit start/end via `SpanBuilder` into a `BatchSpanProcessor` with a no-op exporter + three metric updates with two attributes | 814 |
 //!
 //! These three ran while other builds loaded the machine (load average
 //! ~3 on 2 cores; the design notes measured the baseline at ~300 ns on an

@@ -258,7 +258,7 @@ impl Flowtel {
             c.events_invalid.fetch_add(1, Ordering::Relaxed);
             return Err(RecordError::Invalid(e));
         }
-        self.send_event(Msg::Event(Box::new(event)), deadline)
+        self.send_event(Msg::Event(event), deadline)
     }
 
     /// Queue an event message; with a deadline, wait for room until then.

@@ -52,7 +52,7 @@ use worker::Worker;
 type Reply = mpsc::Sender<Result<(), FlushError>>;
 
 enum Msg {
-    Event(Box<FlowEvent>),
+    Event(FlowEvent),
     /// An attempt guard's event, made a FlowEvent on the mapping thread.
     Guard(GuardEvent),
     EndRun(String),

@@ -124,7 +124,7 @@ impl Worker {
             // A guard's event is made a FlowEvent here, off the caller's
             // thread.
             let msg = match msg {
-                Some(Msg::Guard(g)) => Some(Msg::Event(Box::new(g.into_event()))),
+                Some(Msg::Guard(g)) => Some(Msg::Event(g.into_event())),
                 m => m,
             };
             match msg {
