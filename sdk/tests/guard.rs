@@ -131,8 +131,7 @@ fn the_span_encloses_the_attempt_on_the_wall_clock() {
 fn retries_and_giving_up_show_on_the_root_and_in_the_metrics() {
     let (flowtel, sink) = pipeline();
     let run = flowtel.run(T1);
-    let _ = run
-        .start_attempt("fetch", 0)
+    run.start_attempt("fetch", 0)
         .error("ConnectionError('503')")
         .retry_after(Duration::from_millis(250));
     run.start_attempt("fetch", 1).timeout().give_up();

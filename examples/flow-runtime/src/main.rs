@@ -54,7 +54,7 @@ const MAX_ATTEMPTS: u32 = 3;
 /// Run one node the way a runtime does: up to `MAX_ATTEMPTS` attempts, each
 /// under a timeout, with exponential backoff between them. `body` gets the
 /// attempt number and the attempt's `traceparent` for outgoing calls.
-async fn run_node<F, Fut>(run: &Run, node: &str, body: F) -> Result<u32, NodeError>
+async fn run_node<F, Fut>(run: &Run, node: &'static str, body: F) -> Result<u32, NodeError>
 where
     F: Fn(u32, String) -> Fut,
     Fut: Future<Output = Result<(), NodeError>>,
