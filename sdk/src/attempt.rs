@@ -2,19 +2,17 @@
 //! attempt, timed with a monotonic clock, with its span id known from the
 //! start so that `tracing` spans and outgoing calls can name it as parent.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use flowtel_semconv::{event, extra};
 use opentelemetry::context::{FutureExt, WithContext};
 use opentelemetry::trace::SpanId;
 use opentelemetry::{Context, ContextGuard};
-use serde_json::json;
 
-use crate::event::FlowEvent;
+use crate::failure::{Failure, Kind};
+use crate::guard_event::{record, ts_not_after, ts_not_before, unix_ns, GuardEvent, Name};
 use crate::mapping::ts_ns;
 use crate::run::Run;
 use crate::w3c;
@@ -89,43 +87,6 @@ impl fmt::Debug for Attempt {
     }
 }
 
-/// Unix ns → seconds, as close as f64 allows.
-fn secs(ns: u128) -> f64 {
-    (ns / 1_000_000_000) as f64 + (ns % 1_000_000_000) as f64 / 1e9
-}
-
-/// The latest timestamp the mapping reads as no later than `ns` (f64
-/// seconds are ~240 ns coarse today), so that the attempt's span starts no
-/// later than anything that ran inside it.
-fn ts_not_after(ns: u128) -> f64 {
-    let mut ts = secs(ns);
-    while ts > 0.0 && ts_ns(ts) > ns {
-        ts = f64::from_bits(ts.to_bits() - 1);
-    }
-    ts
-}
-
-/// The earliest timestamp the mapping reads as no earlier than `ns`.
-fn ts_not_before(ns: u128) -> f64 {
-    let mut ts = secs(ns);
-    while ts_ns(ts) < ns {
-        ts = f64::from_bits(ts.to_bits() + 1);
-    }
-    ts
-}
-
-/// Queue a guard's event. Its events are valid by construction; a full
-/// queue or a shut-down pipeline is counted, as for `record()`.
-fn record(run: &Run, ev: GuardEvent) {
-    let _ = run.inner.flowtel.record_guard(ev);
-}
-
-fn unix_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
-}
-
 /// `error.type` and message of a Rust error: its type name (generic
 /// arguments and `dyn ` left out), or, for a string, the text read as a
 /// `Type('message')` repr as PenguiFlow writes them.
@@ -137,71 +98,6 @@ fn exception<E: fmt::Display + ?Sized>(err: &E) -> String {
     let name = name.split('<').next().unwrap_or(name);
     let name = name.strip_prefix("dyn ").unwrap_or(name);
     format!("{name}('{err}')")
-}
-
-/// A node name: a `&'static str` (the usual case, node names are
-/// constants) is kept as it is, anything else shared once, so that an
-/// attempt allocates nothing on the caller's thread for its name.
-#[derive(Clone, Debug)]
-pub(crate) enum Name {
-    Static(&'static str),
-    Shared(Arc<str>),
-}
-
-impl Name {
-    pub(crate) fn new(name: impl Into<Cow<'static, str>>) -> Self {
-        match name.into() {
-            Cow::Borrowed(s) => Name::Static(s),
-            Cow::Owned(s) => Name::Shared(Arc::from(s)),
-        }
-    }
-}
-
-impl std::ops::Deref for Name {
-    type Target = str;
-    fn deref(&self) -> &str {
-        match self {
-            Name::Static(s) => s,
-            Name::Shared(s) => s,
-        }
-    }
-}
-
-impl fmt::Display for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self)
-    }
-}
-
-/// An attempt guard's event as it travels to the mapping thread: shared
-/// strings and plain numbers, so the caller's thread allocates nothing for
-/// the common path; the mapping thread turns it into the equivalent
-/// [`FlowEvent`].
-pub(crate) struct GuardEvent {
-    kind: &'static str,
-    run: Arc<str>,
-    node: Name,
-    attempt: u32,
-    ts: f64,
-    latency_ms: Option<f64>,
-    span_id: Option<SpanId>,
-    /// `extra` entries (exception, traceparent, sleep_s, flow_error).
-    extra: Vec<(&'static str, serde_json::Value)>,
-}
-
-impl GuardEvent {
-    pub(crate) fn into_event(self) -> FlowEvent {
-        let mut b = FlowEvent::builder(self.kind, self.ts)
-            .trace_id(self.run.to_string())
-            .attempt(self.attempt);
-        b.event.node_name = Some(self.node.to_string());
-        b.event.latency_ms = self.latency_ms;
-        b.event.span_id = self.span_id;
-        for (k, v) in self.extra {
-            b.event.extra.insert(k.to_string(), v);
-        }
-        b.event
-    }
 }
 
 impl Attempt {
@@ -365,86 +261,9 @@ impl Drop for Attempt {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Error,
-    Timeout,
-}
-
-/// A failed attempt (an error or a timeout), already recorded: say what
-/// the runtime does next, so that retries and terminal failures show in the
-/// trace (`flow.node.retry` and `flow.node.failed` events on the run's
-/// root) and in the metrics. Doing neither is fine too.
-#[derive(Debug)]
-pub struct Failure {
-    run: Run,
-    node: Name,
-    attempt: u32,
-    kind: Kind,
-    exception: String,
-    latency_ms: f64,
-}
-
-impl Failure {
-    fn event(&self, kind: &'static str, attempt: u32) -> GuardEvent {
-        GuardEvent {
-            kind,
-            run: self.run.inner.run_id.clone(),
-            node: self.node.clone(),
-            attempt,
-            ts: secs(unix_ns()),
-            latency_ms: None,
-            span_id: None,
-            extra: vec![("exception", self.exception.clone().into())],
-        }
-    }
-
-    /// The node will be tried again (attempt number + 1) after `delay`
-    /// (records `node_retry`; the runtime does the waiting).
-    pub fn retry_after(self, delay: Duration) {
-        let mut ev = self.event(event::NODE_RETRY, self.attempt + 1);
-        ev.extra.push(("sleep_s", delay.as_secs_f64().into()));
-        record(&self.run, ev);
-    }
-
-    /// No more attempts: the node failed for good (records `node_failed`
-    /// with a `flow_error` as PenguiFlow does: code `NODE_TIMEOUT` or
-    /// `NODE_EXCEPTION`); the run's root span gets status ERROR.
-    pub fn give_up(self) {
-        let (code, message) = match self.kind {
-            Kind::Timeout => ("NODE_TIMEOUT", format!("Node '{}' timed out", self.node)),
-            Kind::Error => {
-                let (ty, msg) = crate::mapping::parse_exception(&self.exception);
-                let m = format!("Node '{}' raised {ty}: {msg}", self.node);
-                ("NODE_EXCEPTION", m)
-            }
-        };
-        let mut ev = self.event(event::NODE_FAILED, self.attempt);
-        ev.latency_ms = Some(self.latency_ms);
-        ev.extra
-            .push(("flow_error", json!({ "code": code, "message": message })));
-        record(&self.run, ev);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn recorded_times_enclose_the_real_ones() {
-        for ns in [
-            1_795_305_121_123_456_789u128,
-            1_795_305_121_000_000_000,
-            1_795_305_121_999_999_999,
-            1_700_000_000_000_000_001,
-        ] {
-            assert!(ts_ns(ts_not_after(ns)) <= ns, "{ns}");
-            assert!(ns - ts_ns(ts_not_after(ns)) < 1_000, "{ns}");
-            assert!(ts_ns(ts_not_before(ns)) >= ns, "{ns}");
-            assert!(ts_ns(ts_not_before(ns)) - ns < 1_000, "{ns}");
-        }
-    }
 
     #[test]
     fn exceptions_name_the_error_type() {

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use opentelemetry::trace::TraceId;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 
-use crate::attempt::{Attempt, Name};
+use crate::attempt::Attempt;
 use crate::error::RecordError;
+use crate::guard_event::Name;
 use crate::ids;
 use crate::pipeline::Flowtel;
 

@@ -18,10 +18,10 @@ use opentelemetry_sdk::trace::SpanData;
 
 use super::buffer::SpanBuffer;
 use super::{fork, wait, Msg};
-use crate::attempt::GuardEvent;
 use crate::config::Config;
 use crate::error::{FlushError, RecordError};
 use crate::event::FlowEvent;
+use crate::guard_event::GuardEvent;
 use crate::ids::FreshIds;
 use crate::stats::{Counters, Stats};
 

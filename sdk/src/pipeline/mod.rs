@@ -24,7 +24,6 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
 use tokio::sync::mpsc as tmpsc;
 
-use crate::attempt::GuardEvent;
 use crate::config::{Config, Target};
 use crate::error::{BuildError, FlushError};
 use crate::event::FlowEvent;
@@ -32,6 +31,7 @@ use crate::export::{
     self, CallbackSpanExporter, ConsoleMetricExporter, ConsoleSpanExporter, Local, MetricExport,
     RetryGate, SpanSink,
 };
+use crate::guard_event::GuardEvent;
 use crate::mapping::SpanMapper;
 use crate::metrics::FlowMetrics;
 use crate::stats::Counters;
