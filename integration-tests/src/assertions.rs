@@ -30,6 +30,38 @@ pub fn check_tree<'a>(spans: &[&'a Span]) -> Result<&'a Span, String> {
     Ok(root)
 }
 
+/// Like [`check_tree`], for traces with deeper spans (`tracing` spans,
+/// downstream services): exactly one root, no duplicate span ids, every
+/// other span's parent present in the trace, and every child's times inside
+/// its parent's. Returns the root.
+pub fn check_nested_tree<'a>(spans: &[&'a Span]) -> Result<&'a Span, String> {
+    let roots: Vec<&&Span> = spans.iter().filter(|s| s.parent_id.is_empty()).collect();
+    if roots.len() != 1 {
+        return Err(format!("expected one root span, found {}", roots.len()));
+    }
+    let mut by_id = std::collections::HashMap::new();
+    for s in spans {
+        if by_id.insert(s.span_id.as_str(), *s).is_some() {
+            return Err(format!("duplicate span id {} ({})", s.span_id, s.name));
+        }
+    }
+    for s in spans.iter().filter(|s| !s.parent_id.is_empty()) {
+        let Some(p) = by_id.get(s.parent_id.as_str()) else {
+            return Err(format!(
+                "span {} ({}) has dangling parent {}",
+                s.span_id, s.name, s.parent_id
+            ));
+        };
+        if s.start_ns < p.start_ns || s.end_ns > p.end_ns {
+            return Err(format!(
+                "span {} ({}) {}..{} outside its parent {} ({}) {}..{}",
+                s.span_id, s.name, s.start_ns, s.end_ns, p.span_id, p.name, p.start_ns, p.end_ns
+            ));
+        }
+    }
+    Ok(*roots[0])
+}
+
 /// The attempt arrived exactly once, with exact timing (µs), status and
 /// error type.
 pub fn check_attempt(r: &Received, a: &ExpectedAttempt) -> Result<(), String> {
@@ -202,6 +234,40 @@ mod tests {
             .unwrap_err()
             .contains("duplicate"));
         assert!(check_tree(&[&b]).is_err(), "no root at all");
+    }
+
+    #[test]
+    fn nested_tree_check_rejects_broken_trees() {
+        let timed = |id: &str, parent: &str, start: u128, end: u128| Span {
+            start_ns: start,
+            end_ns: end,
+            ..span(id, parent)
+        };
+        let root = timed("r", "", 0, 100);
+        let attempt = timed("a", "r", 10, 90);
+        let inner = timed("t", "a", 20, 80);
+        assert_eq!(
+            check_nested_tree(&[&root, &attempt, &inner])
+                .unwrap()
+                .span_id,
+            "r"
+        );
+        let outside = timed("t", "a", 20, 95);
+        assert!(check_nested_tree(&[&root, &attempt, &outside])
+            .unwrap_err()
+            .contains("outside"));
+        let dangling = timed("t", "missing", 20, 80);
+        assert!(check_nested_tree(&[&root, &dangling])
+            .unwrap_err()
+            .contains("dangling"));
+        assert!(check_nested_tree(&[&root, &attempt, &attempt.clone()])
+            .unwrap_err()
+            .contains("duplicate"));
+        assert!(check_nested_tree(&[&root, &timed("r2", "", 0, 1)])
+            .unwrap_err()
+            .contains("one root"));
+        // The flat check refuses what this one accepts.
+        assert!(check_tree(&[&root, &attempt, &inner]).is_err());
     }
 
     fn attempt_fixture() -> (Received, ExpectedAttempt) {

@@ -30,6 +30,8 @@ pub struct Span {
     pub attributes: BTreeMap<String, String>,
     /// Span events.
     pub events: Vec<SpanEvent>,
+    /// Links: (trace id, span id) of each linked span.
+    pub links: Vec<(String, String)>,
 }
 
 impl Span {
@@ -104,6 +106,7 @@ enum Mode {
     SpanAttrs,
     Events,
     EventAttrs,
+    Links,
     Descriptor,
     PointAttrs,
 }
@@ -178,6 +181,13 @@ pub fn parse(log: &str) -> Received {
             mode = Mode::SpanAttrs;
         } else if t == "Events:" {
             mode = Mode::Events;
+        } else if t == "Links:" && in_spans {
+            mode = Mode::Links;
+        } else if t.starts_with("SpanLink #") {
+            if let Some(s) = r.spans.last_mut() {
+                s.links.push((String::new(), String::new()));
+            }
+            mode = Mode::Links;
         } else if t.starts_with("SpanEvent #") {
             if let Some(s) = r.spans.last_mut() {
                 s.events.push(SpanEvent::default());
@@ -205,6 +215,15 @@ pub fn parse(log: &str) -> Received {
                 Mode::EventAttrs => {
                     if let Some(e) = r.spans.last_mut().and_then(|s| s.events.last_mut()) {
                         e.attributes.insert(k.to_string(), unwrap_value(v));
+                    }
+                }
+                Mode::Links => {
+                    if let Some(l) = r.spans.last_mut().and_then(|s| s.links.last_mut()) {
+                        match k {
+                            "Trace ID" => l.0 = v.trim().to_string(),
+                            "ID" => l.1 = v.trim().to_string(),
+                            _ => {}
+                        }
                     }
                 }
                 Mode::Descriptor => match k {
@@ -291,6 +310,23 @@ mod tests {
         assert_eq!(h.unit, "s");
         assert_eq!(h.count, Some(3));
         assert_eq!(h.attributes["flow.node.outcome"], "success");
+    }
+
+    #[test]
+    fn parses_span_links() {
+        let log =
+            "ResourceSpans #0\nSpan #0\n    Trace ID       : 6df92f3577b34da6a3ce929d0e0e4738\n\
+                   Links:\nSpanLink #0\n     -> Trace ID: 4bf92f3577b34da6a3ce929d0e0e4736\n\
+                   \x20    -> ID: 00f067aa0ba902b7\n     -> TraceState: \nSpan #1\n";
+        let r = parse(log);
+        assert_eq!(
+            r.spans[0].links,
+            [(
+                "4bf92f3577b34da6a3ce929d0e0e4736".to_string(),
+                "00f067aa0ba902b7".to_string()
+            )]
+        );
+        assert!(r.spans[1].links.is_empty());
     }
 
     #[test]

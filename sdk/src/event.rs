@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use opentelemetry::trace::SpanId;
 use serde_json::{Map, Value};
 
 /// One runtime event of a flow, field for field PenguiFlow's `FlowEvent`.
@@ -55,6 +56,12 @@ pub struct FlowEvent {
     /// Never exported except for the keys documented in the semconv table
     /// and those allow-listed in the configuration.
     pub extra: Map<String, Value>,
+    /// The span id of this event's attempt, chosen when the attempt started.
+    /// Set by flowtel's attempt guard ([`Attempt`](crate::Attempt)), carried
+    /// by its start and terminal events; absent in PenguiFlow events, whose
+    /// attempt span ids are derived from the terminal event instead. When a
+    /// start and its terminal event both carry one, the terminal's wins.
+    pub span_id: Option<SpanId>,
 }
 
 /// Latest accepted timestamp: 95617584000 s is 5000-01-01T00:00:00Z. Later
@@ -116,6 +123,7 @@ impl FlowEvent {
                 trace_inflight: 0,
                 trace_cancelled: false,
                 extra: Map::new(),
+                span_id: None,
             },
         }
     }
@@ -146,6 +154,9 @@ impl FlowEvent {
                     self.ts
                 ),
             ));
+        }
+        if self.span_id == Some(SpanId::INVALID) {
+            return Err(EventError::new("span_id", "must not be all zeros"));
         }
         if let Some(l) = self.latency_ms {
             if !l.is_finite() || l < 0.0 {
@@ -222,6 +233,12 @@ impl FlowEventBuilder {
     /// One `extra` entry (`exception`, `sleep_s`, `flow_error`, ...).
     pub fn extra(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.event.extra.insert(key.into(), value.into());
+        self
+    }
+
+    /// The attempt's span id, chosen at its start (see [`FlowEvent::span_id`]).
+    pub fn span_id(mut self, span_id: SpanId) -> Self {
+        self.event.span_id = Some(span_id);
         self
     }
 

@@ -127,6 +127,44 @@ pub(crate) fn partial_span_id(trace: TraceId, instance: u64, n: u32) -> SpanId {
     ])
 }
 
+/// Span ids chosen up front, for attempt guards: unique within one pipeline
+/// (a bijection of a counter) and unrelated across pipelines and processes
+/// (a random seed per pipeline; a forked child starts a pipeline, so a seed,
+/// of its own).
+pub(crate) struct FreshIds {
+    seed: u64,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl FreshIds {
+    pub(crate) fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        FreshIds {
+            seed: h.finish(),
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The next id: splitmix64 of the seeded counter (a few ns).
+    pub(crate) fn next(&self) -> SpanId {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut z = self
+            .seed
+            .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        SpanId::from((z ^ (z >> 31)).max(1))
+    }
+}
+
 fn span_id(parts: &[&[u8]]) -> SpanId {
     SpanId::from(fnv64(parts).max(1))
 }
@@ -176,5 +214,16 @@ mod tests {
         assert_ne!(partial_span_id(t, 1, 0), partial_span_id(t, 2, 0));
         assert_ne!(partial_span_id(t, 1, 0), partial_span_id(t, 1, 1));
         assert_eq!(fnv64(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn fresh_ids_do_not_repeat_within_a_pipeline_nor_across_pipelines() {
+        let (a, b) = (FreshIds::new(), FreshIds::new());
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            assert!(seen.insert(a.next()));
+            assert!(seen.insert(b.next()));
+        }
+        assert!(!seen.contains(&SpanId::INVALID));
     }
 }

@@ -56,6 +56,37 @@
 //!   them owns the root, the others use
 //!   [`FlowtelBuilder::with_partial_runs`].
 //!
+//! ## Rust runtimes: attempt guards
+//!
+//! A runtime written in Rust times node attempts with guards rather than
+//! building FlowEvents: [`Flowtel::run`] / [`Flowtel::new_run`] give a
+//! [`Run`], [`Run::start_attempt`] an [`Attempt`] that records `node_start`
+//! and ends with [`success`](Attempt::success), [`error`](Attempt::error),
+//! [`timeout`](Attempt::timeout) or [`cancelled`](Attempt::cancelled) (a
+//! guard dropped without one ends with outcome `dropped`); a [`Failure`]
+//! is then retried ([`Failure::retry_after`]) or given up
+//! ([`Failure::give_up`]). The attempt's span id is chosen when it starts
+//! (carried by its events as [`FlowEvent::span_id`]), so that, with the
+//! `tracing` feature, `tracing` spans opened within it
+//! ([`Attempt::within`], [`Attempt::enter`]) are its children, exported
+//! through this pipeline (`Flowtel::tracing_layer`, `Flowtel::tracer`).
+//!
+//! ## W3C trace context
+//!
+//! - **In**: [`Run::with_traceparent`] (e.g. the HTTP request that started
+//!   the run), or a `traceparent` key in a FlowEvent's `extra` (bridged
+//!   runtimes). The first valid one becomes a **link** on the run's root
+//!   span. Not the parent: the run keeps its own trace id, the one in its
+//!   log lines and the one every other process or bridge that sees the run
+//!   derives from its `trace_id` with no coordination; a run may also
+//!   outlive the request, and one request may start many runs. A link
+//!   joins the two in any backend without merging the traces or making the
+//!   root a child.
+//! - **Out**: [`Attempt::traceparent`] (a header value) and
+//!   [`Attempt::context`] (an `opentelemetry::Context` for any propagator or
+//!   tracer): the next service's spans join the run's trace under the
+//!   attempt.
+//!
 //! Every name flowtel emits is a constant of [`flowtel_semconv`], documented
 //! in one table.
 //!
@@ -69,14 +100,20 @@ mod config;
 mod error;
 mod event;
 mod export;
+mod failure;
+mod guard_event;
 mod ids;
 mod mapping;
 mod metrics;
 mod parse;
 mod pipeline;
 mod privacy;
+mod run;
 mod self_metrics;
 mod stats;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
+mod w3c;
 
 pub use attempt::Attempt;
 pub use builder::FlowtelBuilder;
@@ -84,7 +121,9 @@ pub use error::{BuildError, FlushError, RecordError};
 pub use event::{EventError, FlowEvent, FlowEventBuilder};
 pub use export::Protocol;
 pub use export::{InMemory, MetricPoint, PointValue};
+pub use failure::Failure;
 pub use pipeline::{Flowtel, DROP_FLUSH_TIMEOUT};
+pub use run::Run;
 pub use stats::Stats;
 
 /// Re-exported so tests can inspect spans from [`InMemory::spans`].

@@ -296,11 +296,15 @@ impl FlowMetrics {
         if let Some((slot, node_kv)) = node {
             attrs.push(node_kv.clone());
             match ev.event_type.as_str() {
-                event::NODE_SUCCESS | event::NODE_ERROR | event::NODE_TIMEOUT => {
+                event::NODE_SUCCESS
+                | event::NODE_ERROR
+                | event::NODE_TIMEOUT
+                | event::NODE_DROPPED => {
                     if let Some(ms) = ev.latency_ms {
                         let (out, out_slot) = match ev.event_type.as_str() {
                             event::NODE_SUCCESS => (outcome::SUCCESS, 0),
                             event::NODE_ERROR => (outcome::ERROR, 1),
+                            event::NODE_DROPPED => (outcome::DROPPED, 3),
                             _ => (outcome::TIMEOUT, 2),
                         };
                         attrs.push(KeyValue::new(attr::NODE_OUTCOME, out));

@@ -160,6 +160,18 @@ pub mod event {
     pub const TRACE_CANCEL_FINISH: &str = "trace_cancel_finish";
     /// A message of a cancelled trace was dropped.
     pub const TRACE_CANCEL_DROP: &str = "trace_cancel_drop";
+    /// flowtel's own, never emitted by PenguiFlow: an attempt guard was
+    /// dropped without an outcome (a panic, or a task or future dropped
+    /// mid-attempt, e.g. by a timeout). Terminal, carries `latency_ms`.
+    pub const NODE_DROPPED: &str = "node_dropped";
+}
+
+/// `extra` keys the mapping reads itself (besides `exception`, `sleep_s`,
+/// `flow_error`, `deadline_s`, `pending` and `tenant`).
+pub mod extra {
+    /// A W3C `traceparent` (e.g. of the HTTP request that started the run):
+    /// the run's root span gets a link to that span.
+    pub const TRACEPARENT: &str = "traceparent";
 }
 
 /// Values of `flow.node.outcome`.
@@ -174,6 +186,10 @@ pub mod outcome {
     pub const CANCELLED: &str = "cancelled";
     /// The attempt started but no terminal event was seen before its run ended.
     pub const INCOMPLETE: &str = "incomplete";
+    /// The attempt's guard was dropped without an outcome (a panic, or a
+    /// future dropped mid-attempt); `error.type` says which (`panic` or
+    /// `AttemptDropped`).
+    pub const DROPPED: &str = "dropped";
 }
 
 /// Values of `flowtel.reason` on the self-metrics.

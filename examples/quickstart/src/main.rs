@@ -12,9 +12,9 @@
 //! one where `summarize` times out twice and the node fails terminally.
 
 use std::thread::sleep;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use flowtel::{FlowEvent, Flowtel};
+use flowtel::{Flowtel, Run};
 
 /// What a node does in one attempt of the simulation.
 #[derive(Clone, Copy)]
@@ -24,69 +24,31 @@ enum Outcome {
     Timeout,
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// Run one node with retries, as a flow runtime would: each attempt is timed
-/// by an [`flowtel::Attempt`] guard; retries and the final failure are
-/// explicit events. Returns whether the node eventually succeeded.
-fn run_node(
-    flowtel: &Flowtel,
-    trace_id: &str,
-    node: &str,
-    work: Duration,
-    plan: &[Outcome],
-) -> Result<bool, Box<dyn std::error::Error>> {
+/// by an [`flowtel::Attempt`] guard; a failed attempt is retried after a
+/// backoff or, after the last one, the node gives up. Returns whether the
+/// node eventually succeeded.
+fn run_node(run: &Run, node: &'static str, work: Duration, plan: &[Outcome]) -> bool {
     for (attempt, outcome) in plan.iter().enumerate() {
-        let attempt = attempt as u32;
-        let guard = flowtel.start_attempt(trace_id, node, attempt);
+        let guard = run.start_attempt(node, attempt as u32);
         sleep(work);
-        let last = attempt as usize + 1 == plan.len();
-        match outcome {
+        let failure = match outcome {
             Outcome::Pass => {
                 guard.success();
-                return Ok(true);
+                return true;
             }
             Outcome::Error => guard.error("ConnectionError('upstream returned 503')"),
             Outcome::Timeout => guard.timeout(),
+        };
+        if attempt + 1 == plan.len() {
+            failure.give_up();
+            return false;
         }
-        if last {
-            let (code, message) = match outcome {
-                Outcome::Timeout => ("NODE_TIMEOUT", format!("Node '{node}' timed out")),
-                _ => (
-                    "NODE_EXCEPTION",
-                    format!("Node '{node}' raised ConnectionError"),
-                ),
-            };
-            flowtel.record(
-                FlowEvent::builder("node_failed", now())
-                    .node(node, node)
-                    .trace_id(trace_id)
-                    .attempt(attempt)
-                    .extra(
-                        "flow_error",
-                        serde_json::json!({ "code": code, "message": message }),
-                    )
-                    .build()?,
-            )?;
-            return Ok(false);
-        }
-        let delay = 0.02 * f64::from(attempt + 1);
-        flowtel.record(
-            FlowEvent::builder("node_retry", now())
-                .node(node, node)
-                .trace_id(trace_id)
-                .attempt(attempt + 1)
-                .extra("sleep_s", delay)
-                .build()?,
-        )?;
-        sleep(Duration::from_secs_f64(delay));
+        let delay = Duration::from_millis(20 * (attempt as u64 + 1));
+        failure.retry_after(delay);
+        sleep(delay);
     }
-    Ok(false)
+    false
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -118,14 +80,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("summarize", Duration::from_millis(45)),
     ];
     for (trace_id, plans) in runs {
+        let run = flowtel.run(trace_id);
         for ((node, work), plan) in nodes.iter().zip(plans) {
-            if !run_node(&flowtel, trace_id, node, *work, plan)? {
+            if !run_node(&run, node, *work, plan) {
                 break;
             }
         }
         // The run is over: export its root span now rather than after the
         // idle timeout.
-        flowtel.end_run(trace_id)?;
+        run.end()?;
     }
 
     let result = flowtel.shutdown(Duration::from_secs(10));

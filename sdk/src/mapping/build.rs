@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flowtel_semconv::{attr, event, outcome, span as sc};
 use opentelemetry::trace::{
-    Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
@@ -52,7 +52,7 @@ pub(crate) fn parse_exception(repr: &str) -> (String, String) {
             && !name.is_empty()
             && name
                 .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == ':')
         {
             let inner = &repr[open + 1..repr.len() - 1];
             let msg = inner
@@ -145,6 +145,13 @@ pub(super) fn attempt_span(
             (outcome::TIMEOUT, Some(("timeout".to_string(), ty, msg)))
         }
         event::NODE_TRACE_CANCELLED => (outcome::CANCELLED, None),
+        event::NODE_DROPPED => {
+            let (ty, msg) = a
+                .exception
+                .map(parse_exception)
+                .unwrap_or_else(|| ("AttemptDropped".into(), String::new()));
+            (outcome::DROPPED, Some((ty.clone(), ty, msg)))
+        }
         _ => (outcome::INCOMPLETE, None),
     };
     let mut attributes = Vec::with_capacity(10);
@@ -206,6 +213,8 @@ pub(super) struct RunSummary<'a> {
     pub(super) attempts: u64,
     pub(super) cancelled: bool,
     pub(super) failure: Option<&'a (String, String)>,
+    /// The inbound context the run was started from, as a link.
+    pub(super) link: Option<&'a SpanContext>,
     pub(super) end_reason: &'static str,
     pub(super) events: Vec<Event>,
     pub(super) dropped_events: u32,
@@ -251,7 +260,7 @@ pub(super) fn run_span(scope: &InstrumentationScope, r: RunSummary<'_>) -> SpanD
         Some(id) => (trace, id, root),
         None => (trace, root, SpanId::INVALID),
     };
-    new_span(
+    let mut span = new_span(
         scope,
         ids,
         r.flow_name.to_string(),
@@ -259,5 +268,9 @@ pub(super) fn run_span(scope: &InstrumentationScope, r: RunSummary<'_>) -> SpanD
         attributes,
         events,
         status,
-    )
+    );
+    if let Some(sc) = r.link {
+        span.links.links.push(Link::with_context(sc.clone()));
+    }
+    span
 }

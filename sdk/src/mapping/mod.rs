@@ -170,7 +170,7 @@ fn extra_attrs(keys: &[(String, Key)], max_len: usize, ev: &FlowEvent) -> Vec<Ke
 fn is_terminal(kind: &str) -> bool {
     matches!(
         kind,
-        event::NODE_SUCCESS | event::NODE_ERROR | event::NODE_TIMEOUT
+        event::NODE_SUCCESS | event::NODE_ERROR | event::NODE_TIMEOUT | event::NODE_DROPPED
     )
 }
 
@@ -349,6 +349,12 @@ impl SpanMapper {
         self.units -= run.units();
         // Attempts that started and never ended: exported as incomplete,
         // ending with the run, and no longer counted as active.
+        // At shutdown no terminal event can follow, so an attempt whose
+        // guard chose its span id keeps it (its `tracing` children and
+        // downstream calls point there); otherwise the open span gets an id
+        // of its own, so that a terminal event arriving later never exports
+        // a second version of the same id.
+        let keep_id = matches!(reason, EndReason::Shutdown);
         let run_end = run.end_ns;
         for (key, node) in run.nodes.iter_mut() {
             for s in std::mem::take(&mut node.open) {
@@ -357,10 +363,10 @@ impl SpanMapper {
                     &self.scope,
                     &self.cfg,
                     &run.meta,
-                    key,
-                    node,
+                    (key, node),
                     &s,
                     end,
+                    keep_id,
                 ));
                 fx.active.push((node.metric_name.clone(), -1));
             }
@@ -379,6 +385,7 @@ impl SpanMapper {
                 attempts: run.attempts,
                 cancelled: run.cancelled,
                 failure: run.failure.as_ref(),
+                link: run.link.as_ref(),
                 end_reason: reason.as_str(),
                 events: std::mem::take(&mut run.events),
                 dropped_events: run.dropped_events,
@@ -407,16 +414,18 @@ struct Ctx<'a> {
     span_extras: &'a [(String, Key)],
 }
 
-/// The span of an attempt exported while still open.
+/// The span of an attempt exported while still open; with `keep_id`, under
+/// the id its guard chose, if any.
 fn open_attempt_span(
     scope: &InstrumentationScope,
     cfg: &MappingConfig,
     meta: &RunMeta,
-    key: &str,
-    node: &NodeState,
+    (key, node): (&str, &NodeState),
     s: &OpenStart,
     end: u128,
+    keep_id: bool,
 ) -> SpanData {
+    let derived = || ids::open_attempt_span_id(meta.trace, key, s.attempt, s.start_ns);
     let a = AttemptEnd {
         kind: outcome::INCOMPLETE,
         extras: Vec::new(),
@@ -426,7 +435,7 @@ fn open_attempt_span(
         depth_out: 0,
         start: s.start_ns,
         end,
-        id: ids::open_attempt_span_id(meta.trace, key, s.attempt, s.start_ns),
+        id: s.span_id.filter(|_| keep_id).unwrap_or_else(derived),
     };
     attempt_span(scope, cfg.max_attr_len, meta, node, a)
 }
@@ -449,8 +458,15 @@ fn give_up_stale(
             }
             let s = node.open.remove(i);
             let end = run_end.max(s.start_ns);
-            fx.spans
-                .push(open_attempt_span(scope, cfg, &run.meta, key, node, &s, end));
+            fx.spans.push(open_attempt_span(
+                scope,
+                cfg,
+                &run.meta,
+                (key, node),
+                &s,
+                end,
+                false,
+            ));
             fx.active.push((node.metric_name.clone(), -1));
             fx.counts.stale_attempts += 1;
             run.open_total -= 1;
@@ -476,6 +492,11 @@ fn map_into_run(
         if let Some(t) = extra_str(ev, "tenant") {
             run.meta.tenant = Some(Arc::from(truncate(t, max_attr_len)));
         }
+    }
+    if run.link.is_none() {
+        // The first valid inbound context of the run becomes its link.
+        run.link = extra_str(ev, flowtel_semconv::extra::TRACEPARENT)
+            .and_then(crate::w3c::parse_traceparent);
     }
     let key = node_key(ev);
     let kind = ev.event_type.as_str();
@@ -506,7 +527,7 @@ fn map_into_run(
             let Some(node) = run.nodes.get_mut(key) else {
                 return Verdict::Mapped;
             };
-            if node.is_late_start(ev.attempt, end) {
+            if node.is_late_start(ev.attempt, end, ev.span_id) {
                 fx.counts.late_starts += 1;
                 return Verdict::Mapped;
             }
@@ -522,6 +543,7 @@ fn map_into_run(
                 attempt: ev.attempt,
                 start_ns: end,
                 seen: now,
+                span_id: ev.span_id,
             });
             run.open_total += 1;
             fx.active.push((node.metric_name.clone(), 1));
@@ -531,34 +553,48 @@ fn map_into_run(
             let Some(node) = run.nodes.get_mut(key) else {
                 return Verdict::Mapped;
             };
-            if node.is_duplicate(ev.attempt, end) {
+            if node.is_duplicate(ev.attempt, end, ev.span_id) {
                 fx.counts.duplicates += 1;
                 return Verdict::Duplicate;
             }
-            let opened = node.take_open(ev.attempt, end);
+            let opened = node.take_open(ev.attempt, end, ev.span_id);
             if opened.is_some() {
                 run.open_total -= 1;
                 fx.active.push((node.metric_name.clone(), -1));
             }
+            // The span id chosen at the start, if any: the terminal's own
+            // wins over its start's.
+            let chosen = ev.span_id.or(opened.as_ref().and_then(|s| s.span_id));
             let start = match (ev.latency_ms, opened) {
                 (Some(_), _) => start,
                 (None, Some(s)) => s.start_ns,
                 (None, None) => end,
             };
-            node.remember_terminal(ev.attempt, start, end);
+            node.remember_terminal(ev.attempt, (start, end), ev.span_id);
             run.attempts += 1;
             let node = &run.nodes[key];
-            let a = terminal_end(ev, cx, key, &run.meta, (start, end));
+            let mut a = terminal_end(ev, cx, key, &run.meta, (start, end));
+            if let Some(id) = chosen {
+                a.id = id;
+            }
             fx.spans
                 .push(attempt_span(cx.scope, max_attr_len, &run.meta, node, a));
             extend_run_time(run, start, end);
         }
         event::NODE_TRACE_CANCELLED => {
             if let Some(node) = run.nodes.get_mut(key) {
-                if let Some(s) = node.open.pop() {
+                // The attempt this event names (a guard's), else the latest.
+                let named = ev
+                    .span_id
+                    .and_then(|id| node.open.iter().position(|s| s.span_id == Some(id)));
+                let s = match named {
+                    Some(i) => Some(node.open.remove(i)),
+                    None => node.open.pop(),
+                };
+                if let Some(s) = s {
                     run.open_total -= 1;
                     fx.active.push((node.metric_name.clone(), -1));
-                    node.remember_terminal(s.attempt, s.start_ns, end);
+                    node.remember_terminal(s.attempt, (s.start_ns, end), ev.span_id);
                     run.attempts += 1;
                     let a = AttemptEnd {
                         kind,
@@ -569,7 +605,9 @@ fn map_into_run(
                         depth_out: ev.queue_depth_out,
                         start: s.start_ns,
                         end,
-                        id: ids::attempt_span_id(run.meta.trace, key, s.attempt, end),
+                        id: s.span_id.unwrap_or_else(|| {
+                            ids::attempt_span_id(run.meta.trace, key, s.attempt, end)
+                        }),
                     };
                     let node = &run.nodes[key];
                     fx.spans

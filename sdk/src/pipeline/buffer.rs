@@ -19,6 +19,8 @@ struct Spans {
     queue: VecDeque<SpanData>,
     /// Taken by an export loop and not settled yet (in flight or held).
     taken: usize,
+    /// Shutdown has begun forgetting spans: later ones are counted lost.
+    closed: bool,
 }
 
 impl Spans {
@@ -95,6 +97,28 @@ impl SpanBuffer {
         }
     }
 
+    /// One span made outside the mapping (a `tracing` span, on the caller's
+    /// thread): queued if there is room, else dropped and counted. Never
+    /// waits, whatever the backpressure setting: a flow's own threads must
+    /// not be slowed by a slow collector.
+    pub(super) fn offer(&self, span: SpanData, stats: &Counters) {
+        let mut s = lock(&self.spans);
+        if s.closed {
+            drop(s);
+            stats.add_spans_lost_at_shutdown(1);
+            return;
+        }
+        if s.total() >= self.capacity {
+            drop(s);
+            stats.add_spans_dropped(1);
+            return;
+        }
+        s.queue.push_back(span);
+        if s.queue.len() >= self.batch {
+            self.ready.notify_one();
+        }
+    }
+
     /// Up to one batch, oldest first; it stays counted against the capacity
     /// until [`settle`](Self::settle)d.
     pub(super) fn take_batch(&self) -> Vec<SpanData> {
@@ -116,11 +140,12 @@ impl SpanBuffer {
     }
 
     /// Forget every queued span (the shutdown deadline passed); returns
-    /// how many there were.
+    /// how many there were. Spans offered after this are counted lost.
     pub(super) fn clear(&self) -> usize {
         let mut s = lock(&self.spans);
         let n = s.queue.len();
         s.queue.clear();
+        s.closed = true;
         self.room.notify_one();
         n
     }

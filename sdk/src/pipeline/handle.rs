@@ -9,15 +9,35 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use opentelemetry::trace::SpanId;
+use opentelemetry_sdk::trace::SpanData;
+
+use super::buffer::SpanBuffer;
 use super::{fork, wait, Msg};
 use crate::config::Config;
 use crate::error::{FlushError, RecordError};
 use crate::event::FlowEvent;
+use crate::guard_event::GuardEvent;
+use crate::ids::FreshIds;
 use crate::stats::{Counters, Stats};
+
+/// A pipeline handle that does not keep it alive: what a `tracing` layer
+/// (usually installed for the whole process) holds, so that dropping the
+/// user's last [`Flowtel`] still flushes and stops the pipeline.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) struct WeakFlowtel(Weak<Inner>);
+
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+impl WeakFlowtel {
+    pub(crate) fn upgrade(&self) -> Option<Flowtel> {
+        self.0.upgrade().map(|inner| Flowtel { inner })
+    }
+}
 
 /// How long dropping the last handle without `shutdown()` waits for the
 /// pipeline to export what it holds.
@@ -47,6 +67,10 @@ pub struct Flowtel {
 struct Inner {
     tx: SyncSender<Msg>,
     stats: Arc<Counters>,
+    /// The span buffer, for spans made outside the mapping (`tracing`).
+    buffer: Arc<SpanBuffer>,
+    /// Span ids attempt guards choose at their start.
+    ids: FreshIds,
     shut: AtomicBool,
     /// The fork generation this pipeline's threads live in.
     generation: u64,
@@ -144,11 +168,18 @@ impl Flowtel {
         self.here()?.enqueue(event, Some(Instant::now() + timeout))
     }
 
-    pub(super) fn from_parts(tx: SyncSender<Msg>, stats: Arc<Counters>, config: Config) -> Self {
+    pub(super) fn from_parts(
+        tx: SyncSender<Msg>,
+        stats: Arc<Counters>,
+        buffer: Arc<SpanBuffer>,
+        config: Config,
+    ) -> Self {
         Flowtel {
             inner: Arc::new(Inner {
                 tx,
                 stats,
+                buffer,
+                ids: FreshIds::new(),
                 shut: AtomicBool::new(false),
                 generation: fork::generation(),
                 config,
@@ -175,6 +206,47 @@ impl Flowtel {
         }
     }
 
+    /// A span id for an attempt that is starting (see [`FreshIds`]).
+    pub(crate) fn fresh_span_id(&self) -> SpanId {
+        match self.here() {
+            Ok(this) => this.inner.ids.next(),
+            Err(_) => self.inner.ids.next(),
+        }
+    }
+
+    /// A span finished outside the mapping (a `tracing` span): into the same
+    /// bounded buffer as the mapping's spans, counted the same way, never
+    /// waiting (it is the caller's thread).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn offer_span(&self, span: SpanData) {
+        let Ok(this) = self.here() else {
+            return;
+        };
+        let c = &this.inner.stats;
+        c.spans_created.fetch_add(1, Ordering::Relaxed);
+        this.inner.buffer.offer(span, c);
+    }
+
+    /// A handle that does not keep the pipeline alive (see
+    /// [`WeakFlowtel`]).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn downgrade(&self) -> WeakFlowtel {
+        WeakFlowtel(Arc::downgrade(&self.inner))
+    }
+
+    /// An attempt guard's event: valid by construction and compact (no
+    /// allocation on the caller's thread); the mapping thread makes the
+    /// FlowEvent. Counted like `record()`.
+    pub(crate) fn record_guard(&self, event: GuardEvent) -> Result<(), RecordError> {
+        let this = self.here()?;
+        if this.inner.shut.load(Ordering::Acquire) {
+            let c = &this.inner.stats;
+            c.events_after_shutdown.fetch_add(1, Ordering::Relaxed);
+            return Err(RecordError::ShutDown);
+        }
+        this.send_event(Msg::Guard(event), None)
+    }
+
     /// Validate and queue; with a deadline, wait for room until then.
     fn enqueue(&self, event: FlowEvent, deadline: Option<Instant>) -> Result<(), RecordError> {
         let c = &self.inner.stats;
@@ -186,7 +258,12 @@ impl Flowtel {
             c.events_invalid.fetch_add(1, Ordering::Relaxed);
             return Err(RecordError::Invalid(e));
         }
-        let mut msg = Msg::Event(event);
+        self.send_event(Msg::Event(event), deadline)
+    }
+
+    /// Queue an event message; with a deadline, wait for room until then.
+    fn send_event(&self, mut msg: Msg, deadline: Option<Instant>) -> Result<(), RecordError> {
+        let c = &self.inner.stats;
         loop {
             match self.inner.tx.try_send(msg) {
                 Ok(()) => {

@@ -31,6 +31,7 @@ use crate::export::{
     self, CallbackSpanExporter, ConsoleMetricExporter, ConsoleSpanExporter, Local, MetricExport,
     RetryGate, SpanSink,
 };
+use crate::guard_event::GuardEvent;
 use crate::mapping::SpanMapper;
 use crate::metrics::FlowMetrics;
 use crate::stats::Counters;
@@ -43,6 +44,8 @@ mod worker;
 
 use buffer::SpanBuffer;
 use export_loop::{ExportCmd, ExportLoop, OTLP_EXPORTS_IN_FLIGHT};
+#[cfg(feature = "tracing")]
+pub(crate) use handle::WeakFlowtel;
 pub use handle::{Flowtel, DROP_FLUSH_TIMEOUT};
 use worker::Worker;
 
@@ -50,9 +53,17 @@ type Reply = mpsc::Sender<Result<(), FlushError>>;
 
 enum Msg {
     Event(FlowEvent),
+    /// An attempt guard's event, made a FlowEvent on the mapping thread.
+    Guard(GuardEvent),
     EndRun(String),
-    Flush { spans: Reply, metrics: Reply },
-    Shutdown { deadline: Instant, reply: Reply },
+    Flush {
+        spans: Reply,
+        metrics: Reply,
+    },
+    Shutdown {
+        deadline: Instant,
+        reply: Reply,
+    },
 }
 
 impl Flowtel {
@@ -67,6 +78,7 @@ impl Flowtel {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .thread_name("flowtel-export")
+                .on_thread_start(suppress_own_telemetry)
                 .enable_all()
                 .build()
                 .map_err(BuildError::Runtime)?,
@@ -160,7 +172,7 @@ impl Flowtel {
             mapper: SpanMapper::new(config.mapping()),
             metrics: FlowMetrics::new(&meter, &config.metrics(), stats.clone()),
             meter_provider,
-            buffer,
+            buffer: buffer.clone(),
             cmd_txs,
             stats: stats.clone(),
             tick: (config.run_idle_timeout / 4)
@@ -171,8 +183,18 @@ impl Flowtel {
             .spawn(move || worker.run(rx, runtime))
             .map_err(BuildError::Runtime)?;
 
-        Ok(Flowtel::from_parts(tx, stats, restart))
+        Ok(Flowtel::from_parts(tx, stats, buffer, restart))
     }
+}
+
+/// flowtel's export threads never trace themselves: spans that the HTTP and
+/// gRPC stacks open there (h2, hyper, tonic instrument with `tracing`) would
+/// otherwise reach a `tracing` layer (flowtel's or the application's) and be
+/// exported, which opens more spans, without end. OpenTelemetry's SDK
+/// starts no span in a suppressed context; the guard stays for the thread's
+/// life.
+fn suppress_own_telemetry() {
+    std::mem::forget(opentelemetry::Context::enter_telemetry_suppressed_scope());
 }
 
 /// Every metric exporter is wrapped: see [`MetricExport`].

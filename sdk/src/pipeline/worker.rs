@@ -121,6 +121,12 @@ impl Worker {
             if msg.is_some() {
                 nap.got(now);
             }
+            // A guard's event is made a FlowEvent here, off the caller's
+            // thread.
+            let msg = match msg {
+                Some(Msg::Guard(g)) => Some(Msg::Event(g.into_event())),
+                m => m,
+            };
             match msg {
                 Some(Msg::Event(ev)) => {
                     self.stats.events_processed.fetch_add(1, Ordering::Relaxed);
@@ -149,7 +155,8 @@ impl Worker {
                     on_helper(move || metric_result(mp.force_flush()), metrics);
                 }
                 Some(Msg::Shutdown { deadline, reply }) => break Some((deadline, reply)),
-                None => {}
+                // (A guard's event was made an `Event` above.)
+                Some(Msg::Guard(_)) | None => {}
             }
             self.apply(&mut fx, &mut pending);
             if now.duration_since(last_idle_check) >= self.tick {
@@ -170,7 +177,7 @@ impl Worker {
         // Events queued before the shutdown message were already handled in
         // order; anything racing in after it is counted, not lost silently.
         while let Ok(m) = rx.try_recv() {
-            if let Msg::Event(_) = m {
+            if let Msg::Event(_) | Msg::Guard(_) = m {
                 self.stats
                     .events_after_shutdown
                     .fetch_add(1, Ordering::Relaxed);
