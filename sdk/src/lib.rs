@@ -68,6 +68,7 @@ mod builder;
 mod config;
 mod error;
 mod event;
+mod exemplars;
 mod export;
 mod ids;
 mod mapping;
@@ -80,6 +81,7 @@ mod stats;
 
 pub use attempt::Attempt;
 pub use builder::FlowtelBuilder;
+pub use config::Exporter;
 pub use error::{BuildError, FlushError, RecordError};
 pub use event::{EventError, FlowEvent, FlowEventBuilder};
 pub use export::Protocol;

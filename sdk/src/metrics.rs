@@ -8,13 +8,16 @@
 
 use std::hash::Hasher as _;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use flowtel_semconv::{attr, event, metric, outcome, unit, OVERFLOW_VALUE};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 use serde_json::Value as Json;
 
 use crate::event::FlowEvent;
+use crate::exemplars::Exemplars;
 use crate::ids::FastMap;
 use crate::stats::Counters;
 
@@ -122,6 +125,9 @@ struct NodeGauges {
     inflight: u64,
     /// Attempts started and not yet finished (`flow.node.active`).
     active: i64,
+    /// When flowtel saw the start of the node's oldest open attempt
+    /// (`flow.node.oldest_open_attempt.age`), as the mapping last reported.
+    oldest_open: Option<Instant>,
 }
 
 type GaugeTable = Arc<Mutex<Vec<NodeGauges>>>;
@@ -151,13 +157,20 @@ pub(crate) struct FlowMetrics {
     duration_series: SeriesGuard,
     retry_series: SeriesGuard,
     failure_series: SeriesGuard,
+    /// The latest attempt per bucket of each duration series.
+    exemplars: Arc<Exemplars>,
     /// Reused attribute list, so recording allocates nothing once warm.
     scratch: Vec<KeyValue>,
     stats: Arc<Counters>,
 }
 
 impl FlowMetrics {
-    pub(crate) fn new(meter: &Meter, config: &MetricsConfig, stats: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        meter: &Meter,
+        config: &MetricsConfig,
+        stats: Arc<Counters>,
+        exemplars: Arc<Exemplars>,
+    ) -> Self {
         let limit = config.cardinality_limit;
         let gauges: GaugeTable = Arc::default();
         register_gauges(meter, &gauges);
@@ -206,6 +219,7 @@ impl FlowMetrics {
             duration_series: SeriesGuard::new(metric::NODE_DURATION, config.max_series),
             retry_series: SeriesGuard::new(metric::RETRY_DELAY, config.max_series),
             failure_series: SeriesGuard::new(metric::NODE_FAILURES, config.max_series),
+            exemplars,
             scratch: Vec::with_capacity(8),
             stats,
         }
@@ -236,8 +250,9 @@ impl FlowMetrics {
 
     /// Update every instrument the event concerns. The caller skips events
     /// the span mapping found to be duplicates, so that the metrics count
-    /// exactly what the spans show.
-    pub(crate) fn record(&mut self, ev: &FlowEvent) {
+    /// exactly what the spans show. `span` is the span the mapping made of
+    /// a terminal event's attempt: the duration's exemplar.
+    pub(crate) fn record(&mut self, ev: &FlowEvent, span: Option<(TraceId, SpanId)>) {
         let (overflow, stats) = (&self.overflow, &*self.stats);
         let mut attrs = std::mem::take(&mut self.scratch);
         attrs.clear();
@@ -306,14 +321,18 @@ impl FlowMetrics {
                         attrs.push(KeyValue::new(attr::NODE_OUTCOME, out));
                         let key = series_key(&[common_key as usize, 2, slot, out_slot]);
                         let h = &self.duration;
-                        add_series(
+                        let secs = ms / 1000.0;
+                        let admitted = add_series(
                             &mut self.duration_series,
                             key,
                             &attrs,
                             stats,
                             overflow,
-                            |a| h.record(ms / 1000.0, a),
+                            |a| h.record(secs, a),
                         );
+                        if let (true, Some(span)) = (admitted, span) {
+                            self.exemplars.record(key, &attrs, secs, span);
+                        }
                     }
                 }
                 event::NODE_RETRY => {
@@ -366,10 +385,33 @@ impl FlowMetrics {
         let mut table = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
         node_entry(&mut table, slot, kv).active += delta;
     }
+
+    /// The mapping's report of the oldest open attempt per node (by metric
+    /// node name, with when flowtel saw it start); nodes it does not name
+    /// have none open.
+    pub(crate) fn oldest_open<'a>(&mut self, oldest: impl IntoIterator<Item = (&'a str, Instant)>) {
+        let mut table = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        for g in table.iter_mut() {
+            g.oldest_open = None;
+        }
+        for (node, seen) in oldest {
+            // Every name reported here was resolved (and any overflow
+            // counted) when its attempt started: not counted again.
+            let slot = self.nodes.slot(node).unwrap_or_else(|overflow| overflow);
+            let g = node_entry(&mut table, slot, self.nodes.kvs[slot].clone());
+            // Several names may share the overflow slot: keep the oldest.
+            g.oldest_open = Some(g.oldest_open.map_or(seen, |o| o.min(seen)));
+        }
+    }
 }
 
-/// Record through `f` with `attrs` if the series is admitted, else under
-/// the overflow set, counted.
+/// The duration histogram's exemplar table, sized to its buckets.
+pub(crate) fn duration_exemplars() -> Exemplars {
+    Exemplars::new(metric::NODE_DURATION, DURATION_BUCKETS)
+}
+
+/// Record through `f` with `attrs` if the series is admitted (and say
+/// so), else under the overflow set, counted.
 fn add_series(
     guard: &mut SeriesGuard,
     key: u64,
@@ -377,9 +419,10 @@ fn add_series(
     stats: &Counters,
     overflow: &Counter<u64>,
     f: impl FnOnce(&[KeyValue]),
-) {
+) -> bool {
     if guard.admit(key) {
         f(attrs);
+        true
     } else {
         stats.add_overflow(guard.name, guard.limit);
         overflow.add(
@@ -390,6 +433,7 @@ fn add_series(
             )],
         );
         f(&overflow_set());
+        false
     }
 }
 
@@ -464,6 +508,21 @@ fn register_gauges(meter: &Meter, table: &GaugeTable) {
         .with_callback(move |o| {
             each_node(&t, |g, n| {
                 o.observe(g.active, std::slice::from_ref(n));
+            });
+        })
+        .build();
+    let t = table.clone();
+    meter
+        .f64_observable_gauge(metric::NODE_OLDEST_OPEN_AGE)
+        .with_unit(unit::SECONDS)
+        .with_description(
+            "How long the node's oldest open attempt (started, no terminal event yet) has been open; 0 when none is",
+        )
+        .with_callback(move |o| {
+            let now = Instant::now();
+            each_node(&t, |g, n| {
+                let age = g.oldest_open.map_or(0.0, |s| now.duration_since(s).as_secs_f64());
+                o.observe(age, std::slice::from_ref(n));
             });
         })
         .build();

@@ -37,3 +37,15 @@ pub(crate) fn secret_word(key: &str) -> Option<&'static str> {
         .split(|c: char| !c.is_alphanumeric())
         .find_map(|seg| DENY.iter().find(|d| **d == seg).copied())
 }
+
+/// A credential flowtel holds (the Prometheus endpoint's bearer token):
+/// its `Debug` never shows it, so that a logged builder or configuration
+/// does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}

@@ -157,6 +157,7 @@ pub(crate) fn otlp_metric_exporter(
     temporality: opentelemetry_sdk::metrics::Temporality,
     handle: &Handle,
     stats: &Arc<Counters>,
+    exemplars: Option<Arc<crate::exemplars::Exemplars>>,
 ) -> Result<OtlpMetricExporter, BuildError> {
     Ok(OtlpMetricExporter {
         transport: Arc::new(transport(s, Signal::Metrics)?),
@@ -165,5 +166,6 @@ pub(crate) fn otlp_metric_exporter(
         stats: stats.clone(),
         timeout: s.timeout,
         temporality,
+        exemplars,
     })
 }

@@ -39,6 +39,7 @@
 //!   No span id is ever exported twice with different content.
 
 mod build;
+mod observe;
 mod state;
 
 use std::borrow::Cow;
@@ -54,6 +55,7 @@ use serde_json::Value as Json;
 
 use build::{attempt_span, kv, ms_to_ns, run_span, to_time, AttemptEnd, RunSummary};
 pub(crate) use build::{parse_exception, truncate, ts_ns};
+pub(crate) use observe::exemplar_span;
 use state::{NodeState, OpenStart, Run, RunMeta};
 
 use crate::event::FlowEvent;
