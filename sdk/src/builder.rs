@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::config::{Config, Exporter, Target};
+use crate::config::{Config, Exporter, MetricsTo, SpansTo, Target};
 use crate::error::BuildError;
 use crate::export::InMemory;
 use crate::export::Protocol;
@@ -173,6 +173,44 @@ impl FlowtelBuilder {
     pub fn with_prometheus_bearer_token(mut self, token: impl Into<String>) -> Self {
         self.config.prometheus_token = Some(Secret(token.into()));
         self
+    }
+
+    /// Where spans will go if built now, from the settings so far, the
+    /// environment and the defaults (see
+    /// [`with_traces_exporter`](FlowtelBuilder::with_traces_exporter));
+    /// `None` when a local destination was chosen in code (in memory, a
+    /// callback). For programs that present spans themselves when they
+    /// would go to the console (the `flowtel` command's terminal view).
+    ///
+    /// ```
+    /// use flowtel::Exporter;
+    /// let b = flowtel::Flowtel::builder().with_traces_exporter(Exporter::None);
+    /// assert_eq!(b.traces_exporter().unwrap(), Some(Exporter::None));
+    /// ```
+    pub fn traces_exporter(&self) -> Result<Option<Exporter>, BuildError> {
+        Ok(match self.config.routes()?.spans {
+            SpansTo::Otlp => Some(Exporter::Otlp),
+            SpansTo::Console => Some(Exporter::Console),
+            SpansTo::None => Some(Exporter::None),
+            SpansTo::InMemory(_) | SpansTo::Callback(_) => None,
+        })
+    }
+
+    /// Where metrics will go if built now (empty: nowhere), like
+    /// [`traces_exporter`](FlowtelBuilder::traces_exporter); in-memory
+    /// metrics are left out.
+    pub fn metrics_exporters(&self) -> Result<Vec<Exporter>, BuildError> {
+        let routes = self.config.routes()?;
+        Ok(routes
+            .metrics
+            .iter()
+            .filter_map(|m| match m {
+                MetricsTo::Otlp => Some(Exporter::Otlp),
+                MetricsTo::Console => Some(Exporter::Console),
+                MetricsTo::Prometheus(_) => Some(Exporter::Prometheus),
+                MetricsTo::InMemory(_) => None,
+            })
+            .collect())
     }
 
     /// `service.name` of the resource; overrides `OTEL_SERVICE_NAME`.
