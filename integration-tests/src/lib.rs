@@ -11,6 +11,7 @@ pub mod debuglog;
 pub mod fault;
 pub mod http;
 pub mod load;
+pub mod penguiflow;
 pub mod prometheus;
 pub mod scenario;
 pub mod split;
