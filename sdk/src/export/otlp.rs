@@ -44,7 +44,7 @@ pub(crate) struct OtlpSettings {
 const USER_AGENT: &str = concat!("flowtel-otlp-exporter-rust/", env!("CARGO_PKG_VERSION"));
 
 fn exporter_error(what: &str, e: &dyn std::error::Error) -> BuildError {
-    BuildError::Exporter(format!("{what}: {}", error_chain(e)))
+    BuildError::Exporter(format!("OTLP {what}: {}", error_chain(e)))
 }
 
 /// rustls needs one crypto provider per process; flowtel brings ring (and
