@@ -10,7 +10,9 @@
 //!   trace id,
 //!
 //! and exports both over OTLP (gRPC or HTTP/protobuf), to the console, or
-//! into memory for tests.
+//! into memory for tests; metrics can also be served for Prometheus to
+//! scrape ([`Exporter::Prometheus`]), with exemplars that lead from a latency
+//! bucket to the trace of a recent attempt.
 //!
 //! ```
 //! use std::time::Duration;
