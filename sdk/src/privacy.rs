@@ -49,3 +49,16 @@ impl std::fmt::Debug for Secret {
         f.write_str("Secret(redacted)")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_never_shows_in_debug_output() {
+        let s = format!("{:?}", Some(Secret("s3cr3t".into())));
+        assert!(!s.contains("s3cr3t"), "{s}");
+        let b = crate::Flowtel::builder().with_prometheus_bearer_token("t0k3n-v4lue");
+        assert!(!format!("{b:?}").contains("t0k3n-v4lue"));
+    }
+}
