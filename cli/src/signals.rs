@@ -79,6 +79,11 @@ impl Destinations {
             .map(|m| match m {
                 Exporter::Otlp => otlp(),
                 Exporter::Prometheus => match flowtel.prometheus_address() {
+                    Some(a) if scrapes == 0 => format!(
+                        "Prometheus {} (never scraped: without --follow the endpoint \
+                         closes when the input ends)",
+                        metrics_url(a)
+                    ),
                     Some(a) => format!("Prometheus {} ({scrapes} scrapes)", metrics_url(a)),
                     None => "Prometheus (not served)".into(),
                 },

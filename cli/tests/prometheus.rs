@@ -69,9 +69,9 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-/// `flowtel ingest --follow` serving Prometheus metrics; returns the child
-/// and the address it announced.
-fn bridge(log: &Path, token_file: &Path) -> (Child, std::net::SocketAddr) {
+/// `flowtel ingest --follow` serving Prometheus metrics; returns the child,
+/// the address it announced, and its further lines of standard error.
+fn bridge(log: &Path, token_file: &Path) -> (Child, std::net::SocketAddr, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowtel"))
         .args(["ingest", "--follow", "--quiet"])
         .args([
@@ -109,7 +109,7 @@ fn bridge(log: &Path, token_file: &Path) -> (Child, std::net::SocketAddr) {
             break url.trim_end_matches("/metrics").parse().unwrap();
         }
     };
-    (child, addr)
+    (child, addr, rx)
 }
 
 /// Wait until Prometheus has scraped `n` FlowEvents in all.
@@ -196,7 +196,7 @@ fn a_real_prometheus_scrapes_flowtel_and_every_panel_and_alert_evaluates() {
         move || run_flows("support", &dir)
     });
 
-    let (mut child, addr) = bridge(&log, &token_file);
+    let (mut child, addr, stderr) = bridge(&log, &token_file);
     assert!(addr.ip().is_loopback(), "{addr}");
     let p = Prometheus::start(
         &Target {
@@ -415,6 +415,20 @@ fn a_real_prometheus_scrapes_flowtel_and_every_panel_and_alert_evaluates() {
         .unwrap()
         .success());
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    let summary: Vec<String> = stderr.iter().collect();
+    assert_eq!(status.code(), Some(0), "{summary:#?}");
+    assert!(
+        summary.iter().any(|l| l == "  delivered: everything"),
+        "{summary:#?}"
+    );
+    let metrics = summary
+        .iter()
+        .find(|l| l.starts_with("  metrics:"))
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("Prometheus http://{addr}/metrics ("))
+            && metrics.ends_with(" scrapes)"),
+        "{metrics}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
