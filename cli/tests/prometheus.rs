@@ -69,9 +69,21 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
+/// The bridge process, killed if the test fails before it stops it.
+struct Bridge(Child);
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `flowtel ingest --follow` serving Prometheus metrics; returns the child,
 /// the address it announced, and its further lines of standard error.
-fn bridge(log: &Path, token_file: &Path) -> (Child, std::net::SocketAddr, mpsc::Receiver<String>) {
+fn bridge(log: &Path, token_file: &Path) -> (Bridge, std::net::SocketAddr, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowtel"))
         .args(["ingest", "--follow", "--quiet"])
         .args([
@@ -95,6 +107,7 @@ fn bridge(log: &Path, token_file: &Path) -> (Child, std::net::SocketAddr, mpsc::
         .unwrap();
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
+    let child = Bridge(child);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[flowtel] {line}");
@@ -408,13 +421,13 @@ fn a_real_prometheus_scrapes_flowtel_and_every_panel_and_alert_evaluates() {
     );
 
     // SIGTERM: the bridge flushes and reports everything delivered.
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     let summary: Vec<String> = stderr.iter().collect();
     assert_eq!(status.code(), Some(0), "{summary:#?}");
     assert!(
