@@ -22,7 +22,10 @@ bare FlowEvent.to_payload() objects, mixed with other log lines (skipped).
 
 With an OTLP endpoint (--endpoint or OTEL_EXPORTER_OTLP_ENDPOINT), ingest exports
 spans and metrics to it; without one it shows the runs in the terminal: a
-waterfall per run and a per-node table.
+waterfall per run and a per-node table. --traces-exporter and
+--metrics-exporter choose per signal: a backend that takes traces only wants
+--metrics-exporter none (or prometheus, served for scraping while
+--follow runs).
 
 The other OpenTelemetry variables are honoured too: OTEL_EXPORTER_OTLP_TIMEOUT,
 _COMPRESSION, _CERTIFICATE (and their per-signal variants),
@@ -105,6 +108,23 @@ pub(crate) struct Ingest {
     /// Root span name [default: flow]
     #[arg(long, value_name = "NAME")]
     pub(crate) flow_name: Option<String>,
+    /// Where spans go: otlp, console (the terminal view) or none
+    /// [env: OTEL_TRACES_EXPORTER] [default: otlp with an endpoint, else console]
+    #[arg(long, value_name = "EXPORTER", value_parser = exporter)]
+    pub(crate) traces_exporter: Option<flowtel::Exporter>,
+    /// Where metrics go: otlp, prometheus, console or none; several
+    /// separated by commas [env: OTEL_METRICS_EXPORTER]
+    /// [default: otlp with an endpoint, else none]
+    #[arg(long, value_name = "EXPORTERS", value_delimiter = ',', value_parser = exporter)]
+    pub(crate) metrics_exporter: Option<Vec<flowtel::Exporter>>,
+    /// Where the Prometheus endpoint listens (port 0: any free port)
+    /// [env: OTEL_EXPORTER_PROMETHEUS_HOST, _PORT] [default: localhost:9464]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) prometheus_address: Option<String>,
+    /// Require the bearer token in FILE on the Prometheus endpoint (401
+    /// otherwise) [env: FLOWTEL_PROMETHEUS_BEARER_TOKEN, the token itself]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) prometheus_token_file: Option<PathBuf>,
     /// This bridge sees only part of each run (another process or bridge
     /// owns the runs' root spans): export a partial run span per run, a
     /// child of the root with its own id, instead of the root
@@ -151,6 +171,10 @@ fn header(s: &str) -> Result<(String, String), String> {
     Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
+fn exporter(s: &str) -> Result<flowtel::Exporter, String> {
+    s.parse()
+}
+
 fn seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s.parse().map_err(|_| "not a number of seconds")?;
     if !(secs.is_finite() && secs >= 0.0) {
@@ -188,6 +212,22 @@ mod tests {
         assert_eq!(a.runs, 3);
         assert_eq!(a.protocol, Some(flowtel::Protocol::HttpProtobuf));
         assert_eq!(a.headers, [("k".to_string(), "v".to_string())]);
+        assert_eq!(a.traces_exporter, None);
+        assert_eq!(a.metrics_exporter, None);
+        let Command::Ingest(a) = parse(
+            "ingest --traces-exporter none --metrics-exporter otlp,prometheus \
+             --prometheus-address 127.0.0.1:0 --prometheus-token-file t a.log",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.traces_exporter, Some(flowtel::Exporter::None));
+        assert_eq!(
+            a.metrics_exporter,
+            Some(vec![flowtel::Exporter::Otlp, flowtel::Exporter::Prometheus])
+        );
+        assert_eq!(a.prometheus_address.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(a.prometheus_token_file, Some(PathBuf::from("t")));
         let Command::Ingest(a) = parse("ingest").unwrap() else {
             panic!()
         };
@@ -218,6 +258,10 @@ mod tests {
             ("ingest --bogus", "unexpected argument '--bogus'"),
             ("inspect", "TRACE_ID"),
             ("ingest --timeout -1", "non-negative"),
+            (
+                "ingest --metrics-exporter otlp,statsd",
+                "unknown exporter `statsd`",
+            ),
         ] {
             let e = parse(a).unwrap_err().to_string();
             assert!(e.contains(msg), "{a}: {e}");

@@ -11,6 +11,7 @@ use flowtel::{FlowEvent, Flowtel, RecordError};
 use crate::args::Ingest;
 use crate::lines::{self, Line, Origin};
 use crate::progress::{Counts, Printer, Progress};
+use crate::signals;
 use crate::view::{NodeTable, Runs, Style};
 
 /// Problems shown in full (with file:line); the rest are only counted.
@@ -186,7 +187,20 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
     // A bridge slows down rather than lose anything.
     b = b.with_backpressure(true);
     let runs = Runs::default();
-    if endpoint.is_none() {
+    let resolved = signals::configure(&a, b).and_then(|b| {
+        let view = signals::terminal_view(&b)?;
+        let traces = b.traces_exporter().map_err(|e| e.to_string())?;
+        let metrics = b.metrics_exporters().map_err(|e| e.to_string())?;
+        Ok((b, view, traces, metrics))
+    });
+    let (mut b, view, traces, metrics) = match resolved {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flowtel: {e}");
+            return 2;
+        }
+    };
+    if view {
         b = b.with_span_callback(runs.sink());
     }
     let flowtel = match b.build() {
@@ -196,6 +210,12 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
             return 2;
         }
     };
+    if let Some(addr) = flowtel.prometheus_address() {
+        eprintln!(
+            "flowtel: serving Prometheus metrics at {}",
+            signals::metrics_url(addr)
+        );
+    }
 
     let started = Instant::now();
     let mut progress = Progress::new(!a.quiet && std::io::stderr().is_terminal());
@@ -204,7 +224,7 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
     let max_line = a.common.max_line_bytes;
     let read_errors = lines::for_each_line(sources, a.follow, max_line, stop, |o, l| {
         if let Some(ev) = tally.line(&o, l) {
-            if endpoint.is_none() {
+            if view {
                 table.add(&ev);
             }
             // A bridge can wait: backpressure instead of dropping.
@@ -226,7 +246,7 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
     let elapsed = started.elapsed();
     let s = flowtel.stats();
 
-    if endpoint.is_none() {
+    if view {
         let style = Style { color };
         let (text, left_out) = runs.render(a.runs, style);
         let mut out = std::io::stdout().lock();
@@ -263,15 +283,23 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
         "  exported:  {} spans, {} metric points; dropped: {dropped}; export failures: {}",
         s.spans_exported, s.metric_points_exported, s.export_failures
     );
-    let target = match &endpoint {
-        Some(e) => format!("OTLP {e}"),
-        None => "the terminal (set --endpoint or OTEL_EXPORTER_OTLP_ENDPOINT to export)".into(),
-    };
+    let to = signals::Destinations::new(traces, &metrics, endpoint.as_deref(), &flowtel);
+    eprintln!("  traces:    {}", to.traces);
+    eprintln!("  metrics:   {}", to.metrics);
     let delivered = shutdown.is_ok() && dropped == 0 && read_errors.is_empty();
+    let refused = s.metric_points_rejected + s.metric_points_rejected_partial;
+    let why = if refused > 0 {
+        format!(
+            "; the collector refused {refused} metric data points (a backend that takes \
+             traces only wants --metrics-exporter none)"
+        )
+    } else {
+        String::new()
+    };
     match &shutdown {
-        Ok(()) if delivered => eprintln!("  delivered: everything, to {target}"),
-        Ok(()) => eprintln!("  delivered: NOT everything, to {target} (see above)"),
-        Err(e) => eprintln!("  delivered: NOT everything, to {target}: {e}"),
+        Ok(()) if delivered => eprintln!("  delivered: everything"),
+        Ok(()) => eprintln!("  delivered: NOT everything (see above){why}"),
+        Err(e) => eprintln!("  delivered: NOT everything: {e}{why}"),
     }
     if delivered {
         0

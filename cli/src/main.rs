@@ -30,6 +30,7 @@ mod inspect;
 mod lines;
 mod progress;
 mod report;
+mod signals;
 mod view;
 
 fn use_color(c: args::Color) -> bool {

@@ -3,65 +3,19 @@
 //! and over HTTP; what arrived is checked against the events the flows
 //! emitted, captured by a second middleware in the same run.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use flowtel::FlowEvent;
 use flowtel_integration_tests::collector::Collector;
+use flowtel_integration_tests::flows::{self, Flows};
 use flowtel_integration_tests::penguiflow::{check_run, expected_span_count};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A Python with penguiflow: `$FLOWTEL_PYTHON` or the `.venv` that
-/// `scripts/test` creates. Missing is a failure, never a skip.
-fn python() -> PathBuf {
-    let p = std::env::var("FLOWTEL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join(".venv/bin/python"));
-    let ok = Command::new(&p)
-        .args(["-c", "import penguiflow"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "no Python with penguiflow at {} (CI={}): run ./scripts/test, which installs \
-         penguiflow==3.11.2 into .venv, or set FLOWTEL_PYTHON",
-        p.display(),
-        std::env::var("CI").unwrap_or_default()
-    );
-    p
-}
-
-struct Flows {
-    log: PathBuf,
-    events: Vec<FlowEvent>,
-}
 
 /// Run `flows.py --flow <flow>`: its log and the events it captured.
 fn run_flows(flow: &str) -> Flows {
     let dir = std::env::temp_dir().join(format!("flowtel-pf-{}-{flow}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (log, captured) = (dir.join("app.log"), dir.join("events.jsonl"));
-    let status = Command::new(python())
-        .arg(root().join("examples/penguiflow/flows.py"))
-        .args(["--flow", flow])
-        .arg("--log")
-        .arg(&log)
-        .arg("--events")
-        .arg(&captured)
-        .status()
-        .expect("run flows.py");
-    assert!(status.success(), "flows.py --flow {flow} failed: {status}");
-    let events = std::fs::read_to_string(&captured)
-        .unwrap()
-        .lines()
-        .map(|l| FlowEvent::from_json(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    Flows { log, events }
+    flows::run_flows(flow, &dir)
 }
 
 /// Run the flows once per test process; every test reads the same log.

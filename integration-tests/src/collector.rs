@@ -70,6 +70,21 @@ impl Collector {
 
     /// Start on given ports (to restart a collector where a killed one was).
     pub fn start_on(grpc_port: u16, http_port: u16) -> Collector {
+        Self::start_with(grpc_port, http_port, &[])
+    }
+
+    /// A backend that takes traces only (its metrics receiver answers gRPC
+    /// `UNIMPLEMENTED` / HTTP 404), as Arize Phoenix or Jaeger do.
+    pub fn start_traces_only() -> Collector {
+        Self::start_with(
+            free_port(),
+            free_port(),
+            &["--otlp-receiver-metrics-disabled"],
+        )
+    }
+
+    /// Start on given ports with more `rotel-agent start` arguments.
+    pub fn start_with(grpc_port: u16, http_port: u16, extra: &[&str]) -> Collector {
         let agent = rotel_agent();
         let dir = std::env::temp_dir().join(format!(
             "flowtel-rotel-{}-{}",
@@ -87,6 +102,7 @@ impl Collector {
             .args(["--exporter", "blackhole"])
             .args(["--debug-log", "traces", "--debug-log", "metrics"])
             .args(["--debug-log-verbosity", "detailed"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -69,6 +69,8 @@ pub struct Point {
     pub count: Option<u64>,
     /// Histogram sum.
     pub sum: Option<f64>,
+    /// Exemplars: `Trace ID`, `Span ID`, `Timestamp`, `Value` of each.
+    pub exemplars: Vec<BTreeMap<String, String>>,
 }
 
 /// Everything received, in arrival order.
@@ -109,6 +111,7 @@ enum Mode {
     Links,
     Descriptor,
     PointAttrs,
+    Exemplar,
 }
 
 /// `Str(x)` → `x`, `Int(3)` → `3`, `Double(0.5)` → `0.5`, `Bool(true)` → `true`.
@@ -177,6 +180,11 @@ pub fn parse(log: &str) -> Received {
             mode = Mode::None;
         } else if t == "Data point attributes:" {
             mode = Mode::PointAttrs;
+        } else if t.starts_with("Exemplar #") {
+            if let Some(p) = r.points.last_mut() {
+                p.exemplars.push(BTreeMap::new());
+            }
+            mode = Mode::Exemplar;
         } else if t == "Attributes:" && in_spans {
             mode = Mode::SpanAttrs;
         } else if t == "Events:" {
@@ -235,6 +243,11 @@ pub fn parse(log: &str) -> Received {
                 Mode::PointAttrs => {
                     if let Some(p) = r.points.last_mut() {
                         p.attributes.insert(k.to_string(), unwrap_value(v));
+                    }
+                }
+                Mode::Exemplar => {
+                    if let Some(e) = r.points.last_mut().and_then(|p| p.exemplars.last_mut()) {
+                        e.insert(k.to_string(), v.trim().to_string());
                     }
                 }
                 Mode::None => {}
@@ -339,5 +352,27 @@ mod tests {
             .find(|p| p.metric == "flow.events" && p.attributes["flow.event.type"] == "node_failed")
             .unwrap();
         assert_eq!(ev.value, Some(7.0));
+    }
+
+    #[test]
+    fn exemplars_are_not_point_attributes() {
+        let log = "ResourceMetrics #0\nMetric #0\nDescriptor:\n     -> Name: flow.node.duration\n\
+                   HistogramDataPoints #0\nData point attributes:\n     -> flow.node.name: Str(fetch)\n\
+                   Count: 2\nExemplars:\nExemplar #0\n     -> Trace ID: 5fc0395421844e579bf80ba13d97e6d6\n\
+                   \x20    -> Span ID: b1263c1b47ec748c\n     -> Value: 0.0306\n\
+                   HistogramDataPoints #1\nData point attributes:\n     -> flow.node.name: Str(triage)\n";
+        let r = parse(log);
+        assert_eq!(r.points.len(), 2);
+        let p = &r.points[0];
+        assert_eq!(p.attributes.len(), 1, "{p:?}");
+        assert_eq!(p.exemplars.len(), 1);
+        assert_eq!(
+            p.exemplars[0]["Trace ID"],
+            "5fc0395421844e579bf80ba13d97e6d6"
+        );
+        assert_eq!(p.exemplars[0]["Span ID"], "b1263c1b47ec748c");
+        assert_eq!(p.exemplars[0]["Value"], "0.0306");
+        assert_eq!(r.points[1].attributes["flow.node.name"], "triage");
+        assert!(r.points[1].exemplars.is_empty());
     }
 }

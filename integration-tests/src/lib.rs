@@ -2,14 +2,18 @@
 //! rotel-agent on free loopback ports, parse what it received from its
 //! debug log, and check it against a realistic PenguiFlow-shaped scenario;
 //! and a fault-injecting OTLP receiver for what a real collector rarely does
-//! (refuse, throttle, accept in part).
+//! (refuse, throttle, accept in part); a real Prometheus server that scrapes
+//! flowtel's endpoint and answers PromQL.
 
 pub mod assertions;
 pub mod collector;
 pub mod debuglog;
 pub mod fault;
+pub mod flows;
+pub mod http;
 pub mod load;
 pub mod penguiflow;
+pub mod prometheus;
 pub mod scenario;
 pub mod split;
 

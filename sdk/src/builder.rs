@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::config::{Config, Target};
+use crate::config::{Config, Exporter, MetricsTo, SpansTo, Target};
 use crate::error::BuildError;
 use crate::export::InMemory;
 use crate::export::Protocol;
 use crate::pipeline::Flowtel;
-use crate::privacy::secret_word;
+use crate::privacy::{secret_word, Secret};
 
 impl Flowtel {
     /// A builder with every setting at its default (see [`FlowtelBuilder`]).
@@ -92,7 +92,10 @@ impl FlowtelBuilder {
     }
 
     /// Hand every batch of finished spans to `f`, on flowtel's export
-    /// thread, instead of exporting them; metrics are not exported. For
+    /// thread, instead of exporting them; metrics are not exported unless
+    /// an exporter is chosen for them
+    /// ([`with_metrics_exporters`](FlowtelBuilder::with_metrics_exporters)
+    /// or `OTEL_METRICS_EXPORTER`). For
     /// custom sinks and local views (the `flowtel` command's terminal
     /// waterfall is built this way).
     ///
@@ -111,6 +114,103 @@ impl FlowtelBuilder {
     pub fn with_span_callback(mut self, f: impl Fn(Vec<SpanData>) + Send + Sync + 'static) -> Self {
         self.config.target = Some(Target::Callback(Arc::new(f)));
         self
+    }
+
+    /// Where spans go: [`Exporter::Otlp`], [`Exporter::Console`] or
+    /// [`Exporter::None`]; overrides `OTEL_TRACES_EXPORTER`, and wins over
+    /// [`with_console`](FlowtelBuilder::with_console),
+    /// [`with_in_memory`](FlowtelBuilder::with_in_memory) and
+    /// [`with_span_callback`](FlowtelBuilder::with_span_callback) for spans.
+    /// Without it: those, else `OTEL_TRACES_EXPORTER`, else OTLP when an
+    /// endpoint is configured, else the console. (`Exporter::Prometheus`
+    /// takes metrics only: `build()` refuses it here.)
+    pub fn with_traces_exporter(mut self, exporter: Exporter) -> Self {
+        self.config.traces_exporter = Some(exporter);
+        self
+    }
+
+    /// Where metrics go, any of [`Exporter::Otlp`], [`Exporter::Console`],
+    /// [`Exporter::Prometheus`]; an empty list (or `[Exporter::None]`) turns
+    /// them off, e.g. for a backend that takes traces only. Overrides
+    /// `OTEL_METRICS_EXPORTER` (`otlp,prometheus`, `none`, ...). Without it:
+    /// [`with_console`](FlowtelBuilder::with_console) or
+    /// [`with_in_memory`](FlowtelBuilder::with_in_memory), else
+    /// `OTEL_METRICS_EXPORTER`, else OTLP when an endpoint is configured,
+    /// else the console (none with a span callback).
+    ///
+    /// ```no_run
+    /// use flowtel::Exporter;
+    /// let flowtel = flowtel::Flowtel::builder()
+    ///     .with_endpoint("http://phoenix:4317") // takes traces only
+    ///     .with_metrics_exporters([Exporter::Prometheus])
+    ///     .build()?;
+    /// println!("scrape http://{}/metrics", flowtel.prometheus_address().unwrap());
+    /// # Ok::<(), flowtel::BuildError>(())
+    /// ```
+    pub fn with_metrics_exporters(mut self, exporters: impl IntoIterator<Item = Exporter>) -> Self {
+        let list: Vec<Exporter> = exporters.into_iter().collect();
+        self.config.metrics_exporters = Some(match list.as_slice() {
+            [Exporter::None] => Vec::new(),
+            _ => list,
+        });
+        self
+    }
+
+    /// Where the Prometheus endpoint listens, `HOST:PORT` (port 0: any free
+    /// port, see [`Flowtel::prometheus_address`](crate::Flowtel::prometheus_address));
+    /// overrides `OTEL_EXPORTER_PROMETHEUS_HOST` / `_PORT`. Default
+    /// `localhost:9464`: loopback only. Used when metrics go to
+    /// [`Exporter::Prometheus`].
+    pub fn with_prometheus_address(mut self, address: impl Into<String>) -> Self {
+        self.config.prometheus_address = Some(address.into());
+        self
+    }
+
+    /// Require `Authorization: Bearer <token>` on the Prometheus endpoint
+    /// (anything else is answered 401); overrides
+    /// `FLOWTEL_PROMETHEUS_BEARER_TOKEN`. Without a token the endpoint is
+    /// open to whoever can reach its address, so keep it on loopback.
+    pub fn with_prometheus_bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.config.prometheus_token = Some(Secret(token.into()));
+        self
+    }
+
+    /// Where spans will go if built now, from the settings so far, the
+    /// environment and the defaults (see
+    /// [`with_traces_exporter`](FlowtelBuilder::with_traces_exporter));
+    /// `None` when a local destination was chosen in code (in memory, a
+    /// callback). For programs that present spans themselves when they
+    /// would go to the console (the `flowtel` command's terminal view).
+    ///
+    /// ```
+    /// use flowtel::Exporter;
+    /// let b = flowtel::Flowtel::builder().with_traces_exporter(Exporter::None);
+    /// assert_eq!(b.traces_exporter().unwrap(), Some(Exporter::None));
+    /// ```
+    pub fn traces_exporter(&self) -> Result<Option<Exporter>, BuildError> {
+        Ok(match self.config.routes()?.spans {
+            SpansTo::Otlp => Some(Exporter::Otlp),
+            SpansTo::Console => Some(Exporter::Console),
+            SpansTo::None => Some(Exporter::None),
+            SpansTo::InMemory(_) | SpansTo::Callback(_) => None,
+        })
+    }
+
+    /// Where metrics will go if built now (empty: nowhere), like
+    /// [`traces_exporter`](FlowtelBuilder::traces_exporter); in-memory
+    /// metrics are left out.
+    pub fn metrics_exporters(&self) -> Result<Vec<Exporter>, BuildError> {
+        let routes = self.config.routes()?;
+        Ok(routes
+            .metrics
+            .iter()
+            .filter_map(|m| match m {
+                MetricsTo::Otlp => Some(Exporter::Otlp),
+                MetricsTo::Console => Some(Exporter::Console),
+                MetricsTo::Prometheus(_) => Some(Exporter::Prometheus),
+                MetricsTo::InMemory(_) => None,
+            })
+            .collect())
     }
 
     /// `service.name` of the resource; overrides `OTEL_SERVICE_NAME`.

@@ -8,6 +8,11 @@ use crate::error::BuildError;
 
 use crate::export::{InMemory, OtlpSettings, Protocol, SpanCallback};
 
+mod exporters;
+
+pub use exporters::Exporter;
+pub(crate) use exporters::{MetricsTo, SpansTo};
+
 /// A protocol named in an environment variable.
 fn parse_protocol(var: &str, value: &str) -> Result<Protocol, BuildError> {
     match value.trim() {
@@ -69,6 +74,14 @@ pub(crate) struct Config {
     pub(crate) backpressure: bool,
     pub(crate) span_extra_keys: Vec<String>,
     pub(crate) ca_pem: Option<Vec<u8>>,
+    /// Chosen in code: where spans go (see `exporters.rs`).
+    pub(crate) traces_exporter: Option<Exporter>,
+    /// Chosen in code: where metrics go; empty for none.
+    pub(crate) metrics_exporters: Option<Vec<Exporter>>,
+    /// The Prometheus endpoint's `host:port`, set in code.
+    pub(crate) prometheus_address: Option<String>,
+    /// The bearer token the Prometheus endpoint asks for, set in code.
+    pub(crate) prometheus_token: Option<crate::privacy::Secret>,
 }
 
 impl Default for Config {
@@ -100,6 +113,10 @@ impl Default for Config {
             backpressure: false,
             span_extra_keys: Vec::new(),
             ca_pem: None,
+            traces_exporter: None,
+            metrics_exporters: None,
+            prometheus_address: None,
+            prometheus_token: None,
         }
     }
 }
@@ -116,16 +133,6 @@ fn env_endpoint_set() -> bool {
 }
 
 impl Config {
-    /// The target after applying the defaults: OTLP when an endpoint is set in
-    /// code or in the environment, the console otherwise.
-    pub(crate) fn resolved_target(&self) -> Target {
-        match &self.target {
-            Some(t) => t.clone(),
-            None if self.endpoint.is_some() || env_endpoint_set() => Target::Otlp,
-            None => Target::Console,
-        }
-    }
-
     /// The protocol for one signal (`TRACES` or `METRICS`): code, then
     /// `OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`, then `OTEL_EXPORTER_OTLP_PROTOCOL`,
     /// then gRPC.

@@ -17,7 +17,8 @@ pub enum BuildError {
         /// What is wrong with it.
         problem: String,
     },
-    /// The OTLP exporter could not be built.
+    /// An exporter could not be built (OTLP), or the Prometheus endpoint
+    /// could not listen.
     Exporter(String),
     /// A thread or the export runtime could not be started.
     Runtime(std::io::Error),
@@ -29,7 +30,7 @@ impl fmt::Display for BuildError {
             BuildError::InvalidConfig { setting, problem } => {
                 write!(f, "invalid setting {setting}: {problem}")
             }
-            BuildError::Exporter(e) => write!(f, "cannot build the OTLP exporter: {e}"),
+            BuildError::Exporter(e) => write!(f, "cannot build the exporter: {e}"),
             BuildError::Runtime(e) => write!(f, "cannot start the export runtime: {e}"),
         }
     }

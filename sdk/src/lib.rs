@@ -10,7 +10,9 @@
 //!   trace id,
 //!
 //! and exports both over OTLP (gRPC or HTTP/protobuf), to the console, or
-//! into memory for tests.
+//! into memory for tests; metrics can also be served for Prometheus to
+//! scrape ([`Exporter::Prometheus`]), with exemplars that lead from a latency
+//! bucket to the trace of a recent attempt.
 //!
 //! ```
 //! use std::time::Duration;
@@ -99,6 +101,7 @@ mod builder;
 mod config;
 mod error;
 mod event;
+mod exemplars;
 mod export;
 mod failure;
 mod guard_event;
@@ -117,6 +120,7 @@ mod w3c;
 
 pub use attempt::Attempt;
 pub use builder::FlowtelBuilder;
+pub use config::Exporter;
 pub use error::{BuildError, FlushError, RecordError};
 pub use event::{EventError, FlowEvent, FlowEventBuilder};
 pub use export::Protocol;

@@ -7,14 +7,21 @@
 //! full, new values are recorded as `_overflow`, counted, and warned about once.
 
 use std::hash::Hasher as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Instant;
 
 use flowtel_semconv::{attr, event, metric, outcome, unit, OVERFLOW_VALUE};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 use serde_json::Value as Json;
 
+mod gauges;
+
+use gauges::{node_entry, register_gauges, GaugeTable};
+
 use crate::event::FlowEvent;
+use crate::exemplars::Exemplars;
 use crate::ids::FastMap;
 use crate::stats::Counters;
 
@@ -111,21 +118,6 @@ fn series_key(parts: &[usize]) -> u64 {
     h.finish()
 }
 
-/// Last seen queue depths and trace in-flight count of one node, reported
-/// by observable gauges at collection time: a plain store per event instead
-/// of four instrument updates.
-#[derive(Clone, Default)]
-struct NodeGauges {
-    node: Option<KeyValue>,
-    depth_in: u64,
-    depth_out: u64,
-    inflight: u64,
-    /// Attempts started and not yet finished (`flow.node.active`).
-    active: i64,
-}
-
-type GaugeTable = Arc<Mutex<Vec<NodeGauges>>>;
-
 /// What the metric mapping needs to know, and nothing else.
 #[derive(Clone, Debug)]
 pub(crate) struct MetricsConfig {
@@ -151,13 +143,20 @@ pub(crate) struct FlowMetrics {
     duration_series: SeriesGuard,
     retry_series: SeriesGuard,
     failure_series: SeriesGuard,
+    /// The latest attempt per bucket of each duration series.
+    exemplars: Arc<Exemplars>,
     /// Reused attribute list, so recording allocates nothing once warm.
     scratch: Vec<KeyValue>,
     stats: Arc<Counters>,
 }
 
 impl FlowMetrics {
-    pub(crate) fn new(meter: &Meter, config: &MetricsConfig, stats: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        meter: &Meter,
+        config: &MetricsConfig,
+        stats: Arc<Counters>,
+        exemplars: Arc<Exemplars>,
+    ) -> Self {
         let limit = config.cardinality_limit;
         let gauges: GaugeTable = Arc::default();
         register_gauges(meter, &gauges);
@@ -206,6 +205,7 @@ impl FlowMetrics {
             duration_series: SeriesGuard::new(metric::NODE_DURATION, config.max_series),
             retry_series: SeriesGuard::new(metric::RETRY_DELAY, config.max_series),
             failure_series: SeriesGuard::new(metric::NODE_FAILURES, config.max_series),
+            exemplars,
             scratch: Vec::with_capacity(8),
             stats,
         }
@@ -236,8 +236,9 @@ impl FlowMetrics {
 
     /// Update every instrument the event concerns. The caller skips events
     /// the span mapping found to be duplicates, so that the metrics count
-    /// exactly what the spans show.
-    pub(crate) fn record(&mut self, ev: &FlowEvent) {
+    /// exactly what the spans show. `span` is the span the mapping made of
+    /// a terminal event's attempt: the duration's exemplar.
+    pub(crate) fn record(&mut self, ev: &FlowEvent, span: Option<(TraceId, SpanId)>) {
         let (overflow, stats) = (&self.overflow, &*self.stats);
         let mut attrs = std::mem::take(&mut self.scratch);
         attrs.clear();
@@ -310,14 +311,18 @@ impl FlowMetrics {
                         attrs.push(KeyValue::new(attr::NODE_OUTCOME, out));
                         let key = series_key(&[common_key as usize, 2, slot, out_slot]);
                         let h = &self.duration;
-                        add_series(
+                        let secs = ms / 1000.0;
+                        let admitted = add_series(
                             &mut self.duration_series,
                             key,
                             &attrs,
                             stats,
                             overflow,
-                            |a| h.record(ms / 1000.0, a),
+                            |a| h.record(secs, a),
                         );
+                        if let (true, Some(span)) = (admitted, span) {
+                            self.exemplars.record(key, &attrs, secs, span);
+                        }
                     }
                 }
                 event::NODE_RETRY => {
@@ -370,10 +375,33 @@ impl FlowMetrics {
         let mut table = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
         node_entry(&mut table, slot, kv).active += delta;
     }
+
+    /// The mapping's report of the oldest open attempt per node (by metric
+    /// node name, with when flowtel saw it start); nodes it does not name
+    /// have none open.
+    pub(crate) fn oldest_open<'a>(&mut self, oldest: impl IntoIterator<Item = (&'a str, Instant)>) {
+        let mut table = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        for g in table.iter_mut() {
+            g.oldest_open = None;
+        }
+        for (node, seen) in oldest {
+            // Every name reported here was resolved (and any overflow
+            // counted) when its attempt started: not counted again.
+            let slot = self.nodes.slot(node).unwrap_or_else(|overflow| overflow);
+            let g = node_entry(&mut table, slot, self.nodes.kvs[slot].clone());
+            // Several names may share the overflow slot: keep the oldest.
+            g.oldest_open = Some(g.oldest_open.map_or(seen, |o| o.min(seen)));
+        }
+    }
 }
 
-/// Record through `f` with `attrs` if the series is admitted, else under
-/// the overflow set, counted.
+/// The duration histogram's exemplar table, sized to its buckets.
+pub(crate) fn duration_exemplars() -> Exemplars {
+    Exemplars::new(metric::NODE_DURATION, DURATION_BUCKETS)
+}
+
+/// Record through `f` with `attrs` if the series is admitted (and say
+/// so), else under the overflow set, counted.
 fn add_series(
     guard: &mut SeriesGuard,
     key: u64,
@@ -381,9 +409,10 @@ fn add_series(
     stats: &Counters,
     overflow: &Counter<u64>,
     f: impl FnOnce(&[KeyValue]),
-) {
+) -> bool {
     if guard.admit(key) {
         f(attrs);
+        true
     } else {
         stats.add_overflow(guard.name, guard.limit);
         overflow.add(
@@ -394,6 +423,7 @@ fn add_series(
             )],
         );
         f(&overflow_set());
+        false
     }
 }
 
@@ -403,85 +433,6 @@ fn add_series(
 /// `_overflow` and `_unknown`), so that the SDK never overflows silently.
 pub(crate) fn sdk_cardinality_limit(config: &MetricsConfig) -> usize {
     (config.max_series + 1).max(2 * (config.cardinality_limit + 2)) + 16
-}
-
-fn node_entry(table: &mut Vec<NodeGauges>, slot: usize, node: KeyValue) -> &mut NodeGauges {
-    if table.len() <= slot {
-        table.resize(slot + 1, NodeGauges::default());
-    }
-    let g = &mut table[slot];
-    if g.node.is_none() {
-        g.node = Some(node);
-    }
-    g
-}
-
-/// Call `f` with every node of the last-value table that has been seen.
-fn each_node(table: &GaugeTable, mut f: impl FnMut(&NodeGauges, &KeyValue)) {
-    let t = table.lock().unwrap_or_else(|p| p.into_inner());
-    for g in t.iter() {
-        if let Some(n) = &g.node {
-            f(g, n);
-        }
-    }
-}
-
-/// The node gauges, observed from the last-value table.
-fn register_gauges(meter: &Meter, table: &GaugeTable) {
-    let t = table.clone();
-    meter
-        .u64_observable_gauge(metric::QUEUE_DEPTH)
-        .with_unit(unit::MESSAGES)
-        .with_description("Queue depth of a node by direction")
-        .with_callback(move |o| {
-            each_node(&t, |g, n| {
-                o.observe(
-                    g.depth_in,
-                    &[n.clone(), KeyValue::new(attr::QUEUE_DIRECTION, "in")],
-                );
-                o.observe(
-                    g.depth_out,
-                    &[n.clone(), KeyValue::new(attr::QUEUE_DIRECTION, "out")],
-                );
-            });
-        })
-        .build();
-    let t = table.clone();
-    meter
-        .u64_observable_gauge(metric::QUEUE_BACKLOG)
-        .with_unit(unit::MESSAGES)
-        .with_description("Messages queued at a node, in and out")
-        .with_callback(move |o| {
-            each_node(&t, |g, n| {
-                o.observe(
-                    g.depth_in.saturating_add(g.depth_out),
-                    std::slice::from_ref(n),
-                );
-            });
-        })
-        .build();
-    let t = table.clone();
-    meter
-        .i64_observable_up_down_counter(metric::NODE_ACTIVE)
-        .with_unit(unit::ATTEMPTS)
-        .with_description("Node attempts started and not yet finished")
-        .with_callback(move |o| {
-            each_node(&t, |g, n| {
-                o.observe(g.active, std::slice::from_ref(n));
-            });
-        })
-        .build();
-    let t = table.clone();
-    meter
-        .u64_observable_gauge(metric::TRACE_INFLIGHT)
-        .with_unit(unit::MESSAGES)
-        .with_description("In-flight invocations of the trace the node last served")
-        .with_callback(move |o| {
-            each_node(&t, |g, n| {
-                o.observe(g.inflight, std::slice::from_ref(n));
-            });
-        })
-        .build();
 }
 
 /// Keys that identify a run or a node instance: never metric attributes,

@@ -37,3 +37,28 @@ pub(crate) fn secret_word(key: &str) -> Option<&'static str> {
         .split(|c: char| !c.is_alphanumeric())
         .find_map(|seg| DENY.iter().find(|d| **d == seg).copied())
 }
+
+/// A credential flowtel holds (the Prometheus endpoint's bearer token):
+/// its `Debug` never shows it, so that a logged builder or configuration
+/// does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_never_shows_in_debug_output() {
+        let s = format!("{:?}", Some(Secret("s3cr3t".into())));
+        assert!(!s.contains("s3cr3t"), "{s}");
+        let b = crate::Flowtel::builder().with_prometheus_bearer_token("t0k3n-v4lue");
+        assert!(!format!("{b:?}").contains("t0k3n-v4lue"));
+    }
+}

@@ -68,6 +68,11 @@ pub struct Stats {
     /// beyond the export timeout); the next export carries the cumulative
     /// values again.
     pub metric_export_failures: u64,
+    /// Scrapes the Prometheus endpoint answered with metrics.
+    pub prometheus_scrapes: u64,
+    /// Requests to the Prometheus endpoint refused for a missing or wrong
+    /// bearer token (401).
+    pub prometheus_unauthorized: u64,
 }
 
 impl Stats {
@@ -100,6 +105,11 @@ pub(crate) struct Counters {
     pub(crate) metric_points_rejected: AtomicU64,
     pub(crate) metric_points_rejected_partial: AtomicU64,
     pub(crate) metric_export_failures: AtomicU64,
+    pub(crate) prometheus_scrapes: AtomicU64,
+    pub(crate) prometheus_unauthorized: AtomicU64,
+    /// Where the Prometheus endpoint listens, once bound (not a count:
+    /// kept here because every part of the pipeline shares this struct).
+    pub(crate) prometheus_address: std::sync::OnceLock<std::net::SocketAddr>,
     lost_at_shutdown: AtomicU64,
     warned_queue_full: AtomicBool,
     warned_buffer_full: AtomicBool,
@@ -145,6 +155,8 @@ impl Counters {
             metric_points_rejected: self.metric_points_rejected.load(Relaxed),
             metric_points_rejected_partial: self.metric_points_rejected_partial.load(Relaxed),
             metric_export_failures: self.metric_export_failures.load(Relaxed),
+            prometheus_scrapes: self.prometheus_scrapes.load(Relaxed),
+            prometheus_unauthorized: self.prometheus_unauthorized.load(Relaxed),
         }
     }
 
@@ -274,11 +286,22 @@ impl Counters {
     /// The collector refused a metric export for good.
     pub(crate) fn add_metric_points_rejected(&self, n: u64, why: &str) {
         self.metric_points_rejected.fetch_add(n, Relaxed);
+        // Unimplemented / 404 / 405 for metrics: a backend that takes
+        // traces only (Phoenix, Jaeger, ...), the usual first-run surprise.
+        let hint = if why.contains("Unimplemented")
+            || why.starts_with("HTTP 404")
+            || why.starts_with("HTTP 405")
+        {
+            "; this backend seems to take no metrics: set OTEL_METRICS_EXPORTER=none \
+             (or prometheus, to serve them for scraping)"
+        } else {
+            ""
+        };
         warn_once(
             &self.warned_metrics_rejected,
             &format!(
                 "the collector rejected {n} metric data points ({why}); not retried \
-                 (counted in flowtel.sdk.metric_points.dropped, reason `rejected`)"
+                 (counted in flowtel.sdk.metric_points.dropped, reason `rejected`){hint}"
             ),
         );
     }

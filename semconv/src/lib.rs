@@ -92,6 +92,11 @@ pub mod metric {
     pub const QUEUE_BACKLOG: &str = "flow.node.queue.backlog";
     /// Gauge of the in-flight invocations of the trace the node last served.
     pub const TRACE_INFLIGHT: &str = "flow.trace.inflight";
+    /// Gauge, by node, of how long the node's oldest open attempt (started,
+    /// no terminal event yet) has been open, in seconds; 0 when none is.
+    /// Seed 001's "why is this stuck?": a hung attempt makes no span until
+    /// it ends, but this grows while it hangs.
+    pub const NODE_OLDEST_OPEN_AGE: &str = "flow.node.oldest_open_attempt.age";
     /// Counter of FlowEvents flowtel could not process, by `flowtel.reason`.
     pub const SDK_EVENTS_DROPPED: &str = "flowtel.sdk.events.dropped";
     /// Counter of spans flowtel dropped before export, by `flowtel.reason`.

@@ -12,6 +12,8 @@ use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 use prost::Message;
 
+use crate::exemplars::Exemplars;
+
 /// The resource every span batch carries, converted once.
 pub(crate) struct SpanResource(ResourceAttributesWithSchema);
 
@@ -29,10 +31,13 @@ pub(crate) fn spans(batch: Vec<SpanData>, resource: &SpanResource) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// An `ExportMetricsServiceRequest` with the collection, and its number of
-/// data points.
-pub(crate) fn metrics(rm: &ResourceMetrics) -> (Vec<u8>, u64) {
-    let request = ExportMetricsServiceRequest::from(rm);
+/// An `ExportMetricsServiceRequest` with the collection (and the
+/// exemplars of `exemplars`' histogram), and its number of data points.
+pub(crate) fn metrics(rm: &ResourceMetrics, exemplars: Option<&Exemplars>) -> (Vec<u8>, u64) {
+    let mut request = ExportMetricsServiceRequest::from(rm);
+    if let Some(table) = exemplars {
+        super::otlp_exemplars::attach(&mut request, table);
+    }
     let mut points = 0;
     for m in request
         .resource_metrics

@@ -1,5 +1,5 @@
 //! Exporters: OTLP (gRPC and HTTP/protobuf) through flowtel's own transport,
-//! console, and in-memory.
+//! a Prometheus scrape endpoint (`prometheus/`), console, and in-memory.
 //!
 //! The OTLP transport runs on a small tokio runtime that flowtel owns, so the
 //! caller needs no runtime of its own and its runtime flavour does not
@@ -15,8 +15,10 @@ mod http_transport;
 mod memory;
 mod metric_export;
 mod otlp;
+mod otlp_exemplars;
 mod otlp_metrics;
 mod outcome;
+mod prometheus;
 mod retry_gate;
 mod sink;
 mod transport;
@@ -29,5 +31,6 @@ pub(crate) use metric_export::MetricExport;
 pub use otlp::Protocol;
 pub(crate) use otlp::{otlp_metric_exporter, otlp_spans, OtlpSettings};
 pub(crate) use outcome::Outcome;
+pub(crate) use prometheus::{start as start_prometheus, PrometheusSettings};
 pub(crate) use retry_gate::RetryGate;
 pub(crate) use sink::{Local, SpanSink};

@@ -44,7 +44,7 @@ pub(crate) struct OtlpSettings {
 const USER_AGENT: &str = concat!("flowtel-otlp-exporter-rust/", env!("CARGO_PKG_VERSION"));
 
 fn exporter_error(what: &str, e: &dyn std::error::Error) -> BuildError {
-    BuildError::Exporter(format!("{what}: {}", error_chain(e)))
+    BuildError::Exporter(format!("OTLP {what}: {}", error_chain(e)))
 }
 
 /// rustls needs one crypto provider per process; flowtel brings ring (and
@@ -157,6 +157,7 @@ pub(crate) fn otlp_metric_exporter(
     temporality: opentelemetry_sdk::metrics::Temporality,
     handle: &Handle,
     stats: &Arc<Counters>,
+    exemplars: Option<Arc<crate::exemplars::Exemplars>>,
 ) -> Result<OtlpMetricExporter, BuildError> {
     Ok(OtlpMetricExporter {
         transport: Arc::new(transport(s, Signal::Metrics)?),
@@ -165,5 +166,6 @@ pub(crate) fn otlp_metric_exporter(
         stats: stats.clone(),
         timeout: s.timeout,
         temporality,
+        exemplars,
     })
 }

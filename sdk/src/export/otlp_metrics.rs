@@ -21,6 +21,7 @@ use super::encode;
 use super::outcome::Outcome;
 use super::transport::Transport;
 use super::RetryGate;
+use crate::exemplars::Exemplars;
 use crate::stats::Counters;
 
 pub(crate) struct OtlpMetricExporter {
@@ -31,6 +32,8 @@ pub(crate) struct OtlpMetricExporter {
     pub(crate) stats: Arc<Counters>,
     pub(crate) timeout: Duration,
     pub(crate) temporality: Temporality,
+    /// Exemplars to attach to their histogram's points.
+    pub(crate) exemplars: Option<Arc<Exemplars>>,
 }
 
 impl std::fmt::Debug for OtlpMetricExporter {
@@ -103,7 +106,7 @@ async fn deliver(
 
 impl PushMetricExporter for OtlpMetricExporter {
     fn export(&self, metrics: &ResourceMetrics) -> impl Future<Output = OTelSdkResult> + Send {
-        let (encoded, points) = encode::metrics(metrics);
+        let (encoded, points) = encode::metrics(metrics, self.exemplars.as_deref());
         let body = self.transport.prepare(encoded);
         // The periodic reader polls this on its own thread: the request runs
         // on flowtel's runtime, where tonic's and reqwest's I/O lives.

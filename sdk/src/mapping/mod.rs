@@ -39,6 +39,7 @@
 //!   No span id is ever exported twice with different content.
 
 mod build;
+mod observe;
 mod state;
 
 use std::borrow::Cow;
@@ -101,6 +102,10 @@ pub(crate) struct Effects {
     pub(crate) spans: Vec<SpanData>,
     pub(crate) active: Vec<(Arc<str>, i64)>,
     pub(crate) counts: Counts,
+    /// The trace and span id of the attempt span the last event ended, as
+    /// exported (derived, or chosen by a guard): the duration histogram's
+    /// exemplar. The caller takes it after each event.
+    pub(crate) ended_attempt: Option<(TraceId, opentelemetry::trace::SpanId)>,
 }
 
 /// The mapping's verdict on one event, for the metrics.
@@ -577,6 +582,7 @@ fn map_into_run(
             if let Some(id) = chosen {
                 a.id = id;
             }
+            fx.ended_attempt = Some((run.meta.trace, a.id));
             fx.spans
                 .push(attempt_span(cx.scope, max_attr_len, &run.meta, node, a));
             extend_run_time(run, start, end);

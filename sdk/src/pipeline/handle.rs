@@ -309,6 +309,15 @@ impl Flowtel {
             })
     }
 
+    /// Where the Prometheus endpoint listens, when metrics go to
+    /// [`Exporter::Prometheus`](crate::Exporter::Prometheus): the bound
+    /// address, with the port the system chose for port 0. Scrape
+    /// `http://<address>/metrics`.
+    pub fn prometheus_address(&self) -> Option<std::net::SocketAddr> {
+        let this = self.here().unwrap_or(self);
+        this.inner.stats.prometheus_address.get().copied()
+    }
+
     /// Counters of what flowtel did and dropped so far.
     pub fn stats(&self) -> Stats {
         match self.here() {

@@ -24,7 +24,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
 use tokio::sync::mpsc as tmpsc;
 
-use crate::config::{Config, Target};
+use crate::config::{Config, MetricsTo, SpansTo};
 use crate::error::{BuildError, FlushError};
 use crate::event::FlowEvent;
 use crate::export::{
@@ -72,7 +72,7 @@ impl Flowtel {
         // Kept to restart the pipeline in a forked child.
         let restart = config.clone();
         let stats = Arc::new(Counters::default());
-        let target = config.resolved_target();
+        let routes = config.routes()?;
 
         let mut runtime = RuntimeGuard(Some(
             tokio::runtime::Builder::new_multi_thread()
@@ -94,8 +94,9 @@ impl Flowtel {
         let resource = resource.build();
 
         let interval = config.metric_interval;
+        let exemplars = Arc::new(crate::metrics::duration_exemplars());
         let sdk_limit = crate::metrics::sdk_cardinality_limit(&config.metrics());
-        let meter_provider = SdkMeterProvider::builder()
+        let mut meter_provider = SdkMeterProvider::builder()
             .with_resource(resource.clone())
             .with_view(move |_: &opentelemetry_sdk::metrics::Instrument| {
                 opentelemetry_sdk::metrics::Stream::builder()
@@ -104,29 +105,49 @@ impl Flowtel {
                     .ok()
             });
         let handle = rt.handle().clone();
-        let meter_provider = match &target {
-            Target::Otlp => {
-                // Counts what it exported itself (partial success).
-                let e = export::otlp_metric_exporter(
-                    &config.otlp("METRICS")?,
-                    config.metric_temporality()?,
-                    &handle,
-                    &stats,
-                )?;
-                meter_provider.with_reader(periodic(e, interval))
-            }
-            Target::Console => meter_provider.with_reader(periodic(
-                counted(ConsoleMetricExporter, &handle, &stats),
-                interval,
-            )),
-            Target::InMemory(m) => meter_provider.with_reader(periodic(
-                counted(m.metrics.clone(), &handle, &stats),
-                interval,
-            )),
-            // Spans only: the metrics are recorded and go nowhere.
-            Target::Callback(_) => meter_provider,
+        // One reader per destination; none at all: the metrics are
+        // recorded and go nowhere.
+        for to in &routes.metrics {
+            meter_provider = match to {
+                MetricsTo::Otlp => {
+                    // Counts what it exported itself (partial success).
+                    let e = export::otlp_metric_exporter(
+                        &config.otlp("METRICS")?,
+                        config.metric_temporality()?,
+                        &handle,
+                        &stats,
+                        Some(exemplars.clone()),
+                    )?;
+                    meter_provider.with_reader(periodic(e, interval))
+                }
+                MetricsTo::Console => meter_provider.with_reader(periodic(
+                    counted(ConsoleMetricExporter, &handle, &stats),
+                    interval,
+                )),
+                MetricsTo::InMemory(m) => meter_provider.with_reader(periodic(
+                    counted(m.metrics.clone(), &handle, &stats),
+                    interval,
+                )),
+                MetricsTo::Prometheus(p) => {
+                    match export::start_prometheus(p, &handle, Some(exemplars.clone()), &stats) {
+                        Ok((reader, addr)) => {
+                            let _ = stats.prometheus_address.set(addr);
+                            meter_provider.with_reader(reader)
+                        }
+                        // A forked child restarting its pipeline: the
+                        // parent holds the port and keeps serving.
+                        Err(e) if fork::generation() > 0 => {
+                            eprintln!(
+                                "flowtel: warning: forked child serves no Prometheus metrics: {e}"
+                            );
+                            meter_provider
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
         }
-        .build();
+        let meter_provider = meter_provider.build();
         let meter = meter_provider.meter_with_scope(
             InstrumentationScope::builder(flowtel_semconv::span::SCOPE)
                 .with_version(env!("CARGO_PKG_VERSION"))
@@ -147,22 +168,24 @@ impl Flowtel {
             request_timeout: config.timeout_for("TRACES")?,
         };
         let mut cmd_txs = Vec::new();
-        match &target {
-            Target::Otlp => {
+        match &routes.spans {
+            SpansTo::Otlp => {
                 // Several requests in flight over one transport, one gate.
                 let sink = export::otlp_spans(&config.otlp("TRACES")?, &resource)?;
                 for _ in 0..OTLP_EXPORTS_IN_FLIGHT {
                     spawn_loop(rt, &loop_cfg, sink.clone(), &mut cmd_txs);
                 }
             }
-            Target::Console => spawn_loop(rt, &loop_cfg, Local(ConsoleSpanExporter), &mut cmd_txs),
-            Target::InMemory(m) => spawn_loop(rt, &loop_cfg, Local(m.spans.clone()), &mut cmd_txs),
-            Target::Callback(f) => spawn_loop(
+            SpansTo::Console => spawn_loop(rt, &loop_cfg, Local(ConsoleSpanExporter), &mut cmd_txs),
+            SpansTo::InMemory(m) => spawn_loop(rt, &loop_cfg, Local(m.spans.clone()), &mut cmd_txs),
+            SpansTo::Callback(f) => spawn_loop(
                 rt,
                 &loop_cfg,
                 Local(CallbackSpanExporter(f.clone())),
                 &mut cmd_txs,
             ),
+            // No export loop: the worker drops the spans.
+            SpansTo::None => {}
         }
         drop(_enter);
         let runtime = runtime.take();
@@ -170,13 +193,14 @@ impl Flowtel {
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
         let worker = Worker {
             mapper: SpanMapper::new(config.mapping()),
-            metrics: FlowMetrics::new(&meter, &config.metrics(), stats.clone()),
+            metrics: FlowMetrics::new(&meter, &config.metrics(), stats.clone(), exemplars),
             meter_provider,
             buffer: buffer.clone(),
             cmd_txs,
             stats: stats.clone(),
             tick: (config.run_idle_timeout / 4)
                 .clamp(Duration::from_millis(10), Duration::from_secs(1)),
+            discard_spans: matches!(routes.spans, SpansTo::None),
         };
         thread::Builder::new()
             .name("flowtel-map".into())

@@ -15,6 +15,7 @@ use super::buffer::SpanBuffer;
 use super::export_loop::ExportCmd;
 use super::{all_of, metric_result, on_helper, wait, Msg, Reply};
 use crate::error::FlushError;
+use crate::ids::FastMap;
 use crate::mapping::{Counts, Effects, SpanMapper, Verdict};
 use crate::metrics::FlowMetrics;
 use crate::stats::Counters;
@@ -83,6 +84,9 @@ pub(super) struct Worker {
     pub(super) cmd_txs: Vec<tmpsc::UnboundedSender<ExportCmd>>,
     pub(super) stats: Arc<Counters>,
     pub(super) tick: Duration,
+    /// Traces go nowhere (`OTEL_TRACES_EXPORTER=none`): the mapping still
+    /// runs for the metrics, its spans are dropped here, uncounted.
+    pub(super) discard_spans: bool,
 }
 
 impl Worker {
@@ -93,6 +97,7 @@ impl Worker {
         let mut nap = Nap::new();
         let mut now = Instant::now();
         let mut since_clock = 0u32;
+        let mut oldest = FastMap::default();
         let shutdown = loop {
             let msg = match rx.try_recv() {
                 Ok(m) => Some(m),
@@ -139,8 +144,10 @@ impl Worker {
                     }
                     // Metrics count what the span mapping decided: an
                     // exact duplicate is counted in neither.
+                    // The exemplar is the attempt span the mapping exported.
+                    fx.ended_attempt = None;
                     if self.mapper.on_event(&ev, now, &mut fx) == Verdict::Mapped {
-                        self.metrics.record(&ev);
+                        self.metrics.record(&ev, fx.ended_attempt.take());
                     }
                 }
                 Some(Msg::EndRun(id)) => {
@@ -163,6 +170,9 @@ impl Worker {
                 last_idle_check = now;
                 self.mapper.end_idle(now, &mut fx);
                 self.apply(&mut fx, &mut pending);
+                self.mapper.oldest_open(&mut oldest);
+                self.metrics
+                    .oldest_open(oldest.iter().map(|(node, seen)| (&**node, *seen)));
             }
             if pending.len() >= 256 {
                 self.buffer.push(&mut pending, &self.stats);
@@ -240,6 +250,9 @@ impl Worker {
         }
         for (node, delta) in fx.active.drain(..) {
             self.metrics.active(&node, delta);
+        }
+        if self.discard_spans {
+            fx.spans.clear();
         }
         if !fx.spans.is_empty() {
             self.stats
