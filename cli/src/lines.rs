@@ -158,7 +158,8 @@ impl Source {
         f: &mut impl FnMut(Origin<'_>, Line<'_>),
     ) -> io::Result<Step> {
         loop {
-            let (done, used) = {
+            // (line complete, bytes used, assembled in `partial`)
+            let (done, used, assembled) = {
                 let buf = match self.reader.fill_buf() {
                     Ok(b) => b,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -171,40 +172,33 @@ impl Source {
                     Some(i) if self.partial_len == 0 => {
                         self.line_no += 1;
                         emit_line(&self.name, self.line_no, &buf[..i], i, max, f);
-                        (true, i + 1)
+                        (true, i + 1, false)
                     }
                     Some(i) => {
                         take(&mut self.partial, &mut self.partial_len, &buf[..i], max);
-                        self.line_no += 1;
-                        emit_line(
-                            &self.name,
-                            self.line_no,
-                            &self.partial,
-                            self.partial_len,
-                            max,
-                            f,
-                        );
-                        self.partial.clear();
-                        self.partial_len = 0;
-                        (true, i + 1)
+                        (true, i + 1, true)
                     }
                     None => {
                         let n = buf.len();
                         take(&mut self.partial, &mut self.partial_len, &buf[..n], max);
-                        (false, n)
+                        (false, n, false)
                     }
                 }
             };
             self.reader.consume(used);
             self.pos += used as u64;
+            if assembled {
+                self.emit_partial(max, f);
+            }
             if done {
                 return Ok(Step::Line);
             }
         }
     }
 
-    /// The last line, without a final newline.
-    fn emit_rest(&mut self, max: usize, f: &mut impl FnMut(Origin<'_>, Line<'_>)) {
+    /// The line assembled in `partial` (split across reads, or the last one
+    /// without a final newline).
+    fn emit_partial(&mut self, max: usize, f: &mut impl FnMut(Origin<'_>, Line<'_>)) {
         self.line_no += 1;
         emit_line(
             &self.name,
@@ -268,7 +262,7 @@ pub(crate) fn for_each_line(
                         if !follow || s.path.is_none() {
                             // A last line without a newline still counts.
                             if s.partial_len > 0 {
-                                s.emit_rest(max, &mut f);
+                                s.emit_partial(max, &mut f);
                             }
                             s.eof = true;
                         } else {

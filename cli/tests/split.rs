@@ -4,11 +4,9 @@
 //! per run, every attempt once, no span id twice.
 
 use std::process::Command;
-use std::time::Duration;
 
-use flowtel_integration_tests::assertions::check_tree;
 use flowtel_integration_tests::collector::Collector;
-use flowtel_integration_tests::split::{attempts_per_trace, split_log};
+use flowtel_integration_tests::split::{attempts_per_trace, check_split_runs, split_log};
 
 #[test]
 fn two_bridges_sharing_one_log_make_one_tree_per_run() {
@@ -56,28 +54,6 @@ fn two_bridges_sharing_one_log_make_one_tree_per_run() {
     let _ = std::fs::remove_dir_all(&dir);
 
     let attempts = attempts_per_trace(split.iter().map(|(_, _, ev)| ev));
-    let total: usize = attempts.values().sum();
-    let r = collector.wait_for(Duration::from_secs(15), |r| {
-        r.spans
-            .iter()
-            .filter(|s| {
-                s.attr("flow.node.outcome")
-                    .is_some_and(|o| o != "incomplete")
-            })
-            .count()
-            >= total
-    });
     assert!(attempts.len() >= 6, "runs in the logs: {}", attempts.len());
-    for (trace, n) in &attempts {
-        let spans = r.trace(trace);
-        check_tree(&spans).unwrap_or_else(|e| panic!("{trace}: {e}"));
-        let ended = spans
-            .iter()
-            .filter(|s| {
-                s.attr("flow.node.outcome")
-                    .is_some_and(|o| o != "incomplete")
-            })
-            .count();
-        assert_eq!(ended, *n, "every attempt of {trace} once");
-    }
+    check_split_runs(&collector, &attempts);
 }

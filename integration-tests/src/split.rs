@@ -8,6 +8,10 @@ use std::collections::HashSet;
 
 use flowtel::FlowEvent;
 
+use crate::assertions::check_tree;
+use crate::collector::Collector;
+use crate::debuglog::{Received, Span};
+
 /// The FlowEvent lines of `log`, each with its side (0 = root owner,
 /// 1 = partial bridge) and its parsed event.
 pub fn split_log(log: &str) -> Vec<(usize, &str, FlowEvent)> {
@@ -49,4 +53,30 @@ pub fn attempts_per_trace<'a>(
         }
     }
     out
+}
+
+fn ended(s: &Span) -> bool {
+    s.attr("flow.node.outcome")
+        .is_some_and(|o| o != "incomplete")
+}
+
+/// Wait until `collector` has every ended attempt of `attempts`, then check
+/// each run: one tree (one root, every other span under it, no span id
+/// twice) holding every attempt once. Returns what arrived.
+pub fn check_split_runs(
+    collector: &Collector,
+    attempts: &std::collections::HashMap<String, usize>,
+) -> Received {
+    let total: usize = attempts.values().sum();
+    assert!(total > 0, "no attempts to check");
+    let r = collector.wait_for(std::time::Duration::from_secs(15), |r| {
+        r.spans.iter().filter(|s| ended(s)).count() >= total
+    });
+    for (trace, n) in attempts {
+        let spans = r.trace(trace);
+        check_tree(&spans).unwrap_or_else(|e| panic!("{trace}: {e}"));
+        let got = spans.iter().filter(|s| ended(s)).count();
+        assert_eq!(got, *n, "every attempt of {trace} once");
+    }
+    r
 }

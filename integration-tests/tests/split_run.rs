@@ -8,9 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use flowtel::{Flowtel, Protocol};
-use flowtel_integration_tests::assertions::check_tree;
 use flowtel_integration_tests::collector::Collector;
-use flowtel_integration_tests::split::{attempts_per_trace, split_log};
+use flowtel_integration_tests::split::{attempts_per_trace, check_split_runs, split_log};
 
 fn log() -> String {
     let path = concat!(
@@ -59,31 +58,7 @@ fn a_run_split_across_two_processes_is_one_tree() {
     let text = log();
     let split = split_log(&text);
     let attempts = attempts_per_trace(split.iter().map(|(_, _, ev)| ev));
-    let total: usize = attempts.values().sum();
-    assert!(total > 0);
-    let r = collector.wait_for(Duration::from_secs(10), |r| {
-        r.spans
-            .iter()
-            .filter(|s| {
-                s.attr("flow.node.outcome")
-                    .is_some_and(|o| o != "incomplete")
-            })
-            .count()
-            >= total
-    });
-    for (trace, n) in &attempts {
-        let spans = r.trace(trace);
-        // One root, every other span under it, no span id twice.
-        check_tree(&spans).unwrap_or_else(|e| panic!("{trace}: {e}"));
-        let ended = spans
-            .iter()
-            .filter(|s| {
-                s.attr("flow.node.outcome")
-                    .is_some_and(|o| o != "incomplete")
-            })
-            .count();
-        assert_eq!(ended, *n, "every attempt of {trace} once");
-    }
+    let r = check_split_runs(&collector, &attempts);
     assert!(
         r.spans
             .iter()
