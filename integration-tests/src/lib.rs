@@ -10,6 +10,8 @@ pub mod collector;
 pub mod debuglog;
 pub mod fault;
 pub mod flows;
+#[cfg(unix)]
+pub mod fork;
 pub mod http;
 pub mod load;
 pub mod penguiflow;

@@ -5,10 +5,11 @@
 //! the real collector. (One test per file: forking a process that runs other
 //! tests' threads would copy their state too.)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flowtel::{FlowEvent, Flowtel, Protocol};
 use flowtel_integration_tests::collector::Collector;
+use flowtel_integration_tests::fork::run_in_forked_child;
 use flowtel_integration_tests::unix_now;
 
 fn run_events(run: u64, nodes: u64) -> Vec<FlowEvent> {
@@ -43,7 +44,6 @@ fn child(flowtel: Flowtel) -> i32 {
 }
 
 #[test]
-#[allow(unsafe_code)]
 fn a_forked_child_records_through_its_own_pipeline() {
     let collector = Collector::start();
     let flowtel = Flowtel::builder()
@@ -55,35 +55,7 @@ fn a_forked_child_records_through_its_own_pipeline() {
         flowtel.record(e).unwrap();
     }
 
-    // SAFETY: the child only runs Rust code that allocates and starts
-    // threads, as every pre-fork server's worker does (glibc's malloc is
-    // fork-safe), and leaves with `_exit`, running no parent destructors.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = child(flowtel);
-        unsafe { libc::_exit(code) };
-    }
-
-    // The child must finish on its own: a hang is a failure, not a wait.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut status = 0;
-    loop {
-        // SAFETY: plain waitpid on our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            break;
-        }
-        if Instant::now() > deadline {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("the forked child hung in record() or at its exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "child exit status {status:#x}"
-    );
+    let flowtel = run_in_forked_child(flowtel, child);
 
     // The parent's pipeline still works after the fork.
     for e in run_events(3, 1) {

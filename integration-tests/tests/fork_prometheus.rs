@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use flowtel::{Exporter, FlowEvent, Flowtel};
 use flowtel_integration_tests::collector::free_port;
+use flowtel_integration_tests::fork::run_in_forked_child;
 use flowtel_integration_tests::{http, unix_now};
 
 fn event(node: &str) -> FlowEvent {
@@ -35,7 +36,6 @@ fn child(flowtel: Flowtel) -> i32 {
 }
 
 #[test]
-#[allow(unsafe_code)]
 fn a_forked_child_records_while_the_parent_keeps_the_port() {
     let port = free_port();
     let flowtel = Flowtel::builder()
@@ -47,32 +47,7 @@ fn a_forked_child_records_while_the_parent_keeps_the_port() {
     let addr = flowtel.prometheus_address().unwrap();
     flowtel.record(event("parent")).unwrap();
 
-    // SAFETY: as in fork.rs: the child allocates and starts threads, and
-    // leaves with `_exit`, running no parent destructors.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = child(flowtel);
-        unsafe { libc::_exit(code) };
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut status = 0;
-    loop {
-        // SAFETY: plain waitpid on our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            break;
-        }
-        if Instant::now() > deadline {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("the forked child hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "child exit status {status:#x}"
-    );
+    let flowtel = run_in_forked_child(flowtel, child);
 
     // The parent serves its own metrics, on its port.
     flowtel.flush(Duration::from_secs(10)).unwrap();
