@@ -5,22 +5,12 @@
 
 use std::time::Duration;
 
-use flowtel::{Flowtel, Protocol};
+use flowtel::Flowtel;
 use flowtel_integration_tests::fault::{items, FaultReceiver, Reply, Signal, Transport};
 use flowtel_integration_tests::load::runs;
 
 fn pipeline(rx: &FaultReceiver, transport: Transport) -> Flowtel {
-    let (endpoint, protocol) = match transport {
-        Transport::Http => (rx.http_endpoint(), Protocol::HttpProtobuf),
-        Transport::Grpc => (rx.grpc_endpoint(), Protocol::Grpc),
-    };
-    Flowtel::builder()
-        .with_endpoint(endpoint)
-        .with_protocol(protocol)
-        .with_export_timeout(Duration::from_secs(1))
-        .with_metric_interval(Duration::from_secs(3600))
-        .build()
-        .unwrap()
+    rx.builder(transport).build().unwrap()
 }
 
 fn spans_in_part(transport: Transport) {

@@ -292,6 +292,20 @@ impl FaultReceiver {
         format!("http://127.0.0.1:{}", self.grpc_port)
     }
 
+    /// A pipeline builder exporting to this receiver over `transport`, with
+    /// 1 s export requests and no periodic metric export during a test.
+    pub fn builder(&self, transport: Transport) -> flowtel::FlowtelBuilder {
+        let (endpoint, protocol) = match transport {
+            Transport::Http => (self.http_endpoint(), flowtel::Protocol::HttpProtobuf),
+            Transport::Grpc => (self.grpc_endpoint(), flowtel::Protocol::Grpc),
+        };
+        flowtel::Flowtel::builder()
+            .with_endpoint(endpoint)
+            .with_protocol(protocol)
+            .with_export_timeout(Duration::from_secs(1))
+            .with_metric_interval(Duration::from_secs(3600))
+    }
+
     /// Answer the next requests of `signal` with these replies, in order
     /// (after any still queued).
     pub fn script(&self, signal: Signal, replies: impl IntoIterator<Item = Reply>) {
