@@ -113,6 +113,9 @@ mod pipeline;
 mod privacy;
 mod run;
 mod self_metrics;
+#[cfg(feature = "bench-stages")]
+#[doc(hidden)]
+pub mod stages;
 mod stats;
 #[cfg(feature = "tracing")]
 mod tracing_layer;

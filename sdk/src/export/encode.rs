@@ -1,34 +1,22 @@
 //! Encode once: a span batch or a metric collection becomes OTLP protobuf
-//! bytes here, through opentelemetry-proto's conversions from the SDK's
-//! data, and those bytes are what every attempt sends.
+//! bytes here (spans written straight from the SDK's data, metrics through
+//! opentelemetry-proto's conversions), and those bytes are what every
+//! attempt sends.
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::trace::SpanData;
-use opentelemetry_sdk::Resource;
 use prost::Message;
 
 use crate::exemplars::Exemplars;
 
-/// The resource every span batch carries, converted once.
-pub(crate) struct SpanResource(ResourceAttributesWithSchema);
+pub(crate) use super::span_proto::SpanResource;
 
-impl SpanResource {
-    pub(crate) fn new(resource: &Resource) -> Self {
-        SpanResource(resource.into())
-    }
-}
-
-/// An `ExportTraceServiceRequest` with the batch.
+/// An `ExportTraceServiceRequest` with the batch (written straight from
+/// the spans: see `span_proto.rs`).
 pub(crate) fn spans(batch: Vec<SpanData>, resource: &SpanResource) -> Vec<u8> {
-    ExportTraceServiceRequest {
-        resource_spans: group_spans_by_resource_and_scope(batch, &resource.0),
-    }
-    .encode_to_vec()
+    super::span_proto::encode(&batch, resource)
 }
 
 /// An `ExportMetricsServiceRequest` with the collection (and the

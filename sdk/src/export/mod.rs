@@ -21,6 +21,7 @@ mod outcome;
 mod prometheus;
 mod retry_gate;
 mod sink;
+mod span_proto;
 mod transport;
 
 pub(crate) use console::{
@@ -34,3 +35,8 @@ pub(crate) use outcome::Outcome;
 pub(crate) use prometheus::{start as start_prometheus, PrometheusSettings};
 pub(crate) use retry_gate::RetryGate;
 pub(crate) use sink::{Local, SpanSink};
+#[cfg(feature = "bench-stages")]
+pub(crate) use {
+    encode::{spans as encode_spans, SpanResource},
+    sink::OtlpSpans,
+};

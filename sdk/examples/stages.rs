@@ -1,0 +1,46 @@
+//! What each stage of the bridge costs per event: split, parse, map,
+//! metrics, encode and (with a collector) send, each over the whole file on
+//! one thread, the pipeline's own code (`flowtel::stages`). Used by
+//! `scripts/bench-ingest`.
+//!
+//! cargo run --release -p flowtel --features bench-stages --example stages -- FILE [ENDPOINT grpc|http]
+
+use std::time::Duration;
+
+use flowtel::Protocol;
+
+/// The `flowtel` binary's allocator, so that the figures are the bridge's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let usage = "usage: stages FILE [ENDPOINT grpc|http]";
+    let path = args.next().ok_or(usage)?;
+    let send_to = match (args.next(), args.next().as_deref()) {
+        (Some(ep), Some("grpc")) => Some((ep, Protocol::Grpc)),
+        (Some(ep), Some("http")) => Some((ep, Protocol::HttpProtobuf)),
+        (None, None) => None,
+        _ => return Err(usage.into()),
+    };
+    let input = std::fs::read(&path)?;
+    let r = flowtel::stages::measure(&input, send_to.as_ref().map(|(e, p)| (e.as_str(), *p)))?;
+    let per = |d: Duration| d.as_nanos() as f64 / r.events.max(1) as f64;
+    println!(
+        "{} lines, {} events, {} spans, {:.0} bytes of OTLP per span",
+        r.lines,
+        r.events,
+        r.spans,
+        r.encoded_bytes as f64 / r.spans.max(1) as f64
+    );
+    println!("{:<8} {:>12} {:>14}", "stage", "ns/event", "CPU ns/event");
+    let mut total = 0.0;
+    for s in &r.stages {
+        let cpu = s.cpu.map_or(per(s.wall), per);
+        total += cpu;
+        let cpu_col = s.cpu.map_or("-".to_string(), |c| format!("{:.0}", per(c)));
+        println!("{:<8} {:>12.0} {:>14}", s.name, per(s.wall), cpu_col);
+    }
+    println!("total CPU {total:.0} ns/event (one thread per stage; no queue hand-off)");
+    Ok(())
+}
