@@ -147,7 +147,17 @@ pub(crate) struct FlowMetrics {
     exemplars: Arc<Exemplars>,
     /// Reused attribute list, so recording allocates nothing once warm.
     scratch: Vec<KeyValue>,
+    /// `flow.node.events` counts not yet added to the instrument, by
+    /// series (at most the series limit): one `add` per series per
+    /// [`flush_pending`](Self::flush_pending) instead of one per event.
+    events_pending: FastMap<u64, PendingCount>,
     stats: Arc<Counters>,
+}
+
+/// Events of one series counted since the last flush.
+struct PendingCount {
+    n: u64,
+    attrs: Vec<KeyValue>,
 }
 
 impl FlowMetrics {
@@ -207,6 +217,7 @@ impl FlowMetrics {
             failure_series: SeriesGuard::new(metric::NODE_FAILURES, config.max_series),
             exemplars,
             scratch: Vec::with_capacity(8),
+            events_pending: FastMap::default(),
             stats,
         }
     }
@@ -289,8 +300,17 @@ impl FlowMetrics {
             attrs.push(kv.clone());
         }
         let key = series_key(&[common_key as usize, 1, type_slot, node_slot]);
+        // A series is admitted for good or never, so its key stands for one
+        // attribute set: its own or the overflow set.
+        let pending = &mut self.events_pending;
         add_series(&mut self.events_series, key, &attrs, stats, overflow, |a| {
-            self.events.add(1, a)
+            pending
+                .entry(key)
+                .or_insert_with(|| PendingCount {
+                    n: 0,
+                    attrs: a.to_vec(),
+                })
+                .n += 1;
         });
         attrs.truncate(common_len);
 
@@ -366,6 +386,19 @@ impl FlowMetrics {
             g.inflight = ev.trace_inflight;
         }
         self.scratch = attrs;
+    }
+
+    /// Add the events counted since the last flush to `flow.node.events`.
+    /// The mapping thread calls it whenever its queue runs dry, every few
+    /// hundred events, and before every flush and the final export, so a
+    /// collection never misses more than the events of the moment.
+    pub(crate) fn flush_pending(&mut self) {
+        for p in self.events_pending.values_mut() {
+            if p.n > 0 {
+                self.events.add(p.n, &p.attrs);
+                p.n = 0;
+            }
+        }
     }
 
     /// Apply a change of attempts in flight reported by the span mapping

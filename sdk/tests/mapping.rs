@@ -360,3 +360,44 @@ fn attempt_guard_records_start_and_end_with_a_monotonic_duration() {
         Some("AttemptDropped")
     );
 }
+
+/// Event counts are summed on the mapping thread and handed to the
+/// instrument whenever its queue runs dry (and every 64 events): a
+/// periodic export sees every event of a quiet moment without any flush.
+#[test]
+fn event_counts_reach_periodic_exports_without_a_flush() {
+    let sink = InMemory::new();
+    let flowtel = Flowtel::builder()
+        .with_in_memory(&sink)
+        .with_metric_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    // Fewer than 64: only the queue running dry hands them over.
+    for i in 0..10 {
+        flowtel
+            .record(event("node_start", BASE + f64::from(i), "a", Some(T1), 0))
+            .unwrap();
+    }
+    let counted = || -> f64 {
+        sink.metric_points()
+            .iter()
+            .filter(|p| p.name == metric::EVENTS)
+            .map(|p| match p.value {
+                PointValue::Sum(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while counted() < 10.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no export counted the 10 events without a flush: {}",
+            counted()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(counted(), 10.0);
+    flowtel.shutdown(Duration::from_secs(10)).unwrap();
+    assert_eq!(counted(), 10.0, "counted once, also after the final export");
+}

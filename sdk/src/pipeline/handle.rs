@@ -165,7 +165,7 @@ impl Flowtel {
     /// producers that can afford to wait (log replays, bridges). Never use it
     /// on a flow runtime's hot path.
     pub fn record_wait(&self, event: FlowEvent, timeout: Duration) -> Result<(), RecordError> {
-        self.here()?.enqueue(event, Some(Instant::now() + timeout))
+        self.here()?.enqueue(event, Some(timeout))
     }
 
     pub(super) fn from_parts(
@@ -247,8 +247,8 @@ impl Flowtel {
         this.send_event(Msg::Guard(event), None)
     }
 
-    /// Validate and queue; with a deadline, wait for room until then.
-    fn enqueue(&self, event: FlowEvent, deadline: Option<Instant>) -> Result<(), RecordError> {
+    /// Validate and queue; with a wait, wait up to that long for room.
+    fn enqueue(&self, event: FlowEvent, wait: Option<Duration>) -> Result<(), RecordError> {
         let c = &self.inner.stats;
         if self.inner.shut.load(Ordering::Acquire) {
             c.events_after_shutdown.fetch_add(1, Ordering::Relaxed);
@@ -258,28 +258,33 @@ impl Flowtel {
             c.events_invalid.fetch_add(1, Ordering::Relaxed);
             return Err(RecordError::Invalid(e));
         }
-        self.send_event(Msg::Event(event), deadline)
+        self.send_event(Msg::Event(event), wait)
     }
 
-    /// Queue an event message; with a deadline, wait for room until then.
-    fn send_event(&self, mut msg: Msg, deadline: Option<Instant>) -> Result<(), RecordError> {
+    /// Queue an event message; with a wait, wait up to that long for room
+    /// (the clock is read only once the queue is found full).
+    fn send_event(&self, mut msg: Msg, wait: Option<Duration>) -> Result<(), RecordError> {
         let c = &self.inner.stats;
+        let mut deadline = None;
         loop {
             match self.inner.tx.try_send(msg) {
                 Ok(()) => {
                     c.events_recorded.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
-                Err(TrySendError::Full(m)) => match deadline {
-                    Some(d) if Instant::now() < d => {
-                        msg = m;
-                        thread::sleep(Duration::from_micros(50));
+                Err(TrySendError::Full(m)) => {
+                    let now = Instant::now();
+                    match wait.map(|w| *deadline.get_or_insert(now + w)) {
+                        Some(d) if now < d => {
+                            msg = m;
+                            thread::sleep(Duration::from_micros(50));
+                        }
+                        _ => {
+                            c.add_queue_full();
+                            return Err(RecordError::QueueFull);
+                        }
                     }
-                    _ => {
-                        c.add_queue_full();
-                        return Err(RecordError::QueueFull);
-                    }
-                },
+                }
                 Err(TrySendError::Disconnected(_)) => {
                     c.events_after_shutdown.fetch_add(1, Ordering::Relaxed);
                     return Err(RecordError::ShutDown);

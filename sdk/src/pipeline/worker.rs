@@ -102,8 +102,10 @@ impl Worker {
             let msg = match rx.try_recv() {
                 Ok(m) => Some(m),
                 Err(mpsc::TryRecvError::Empty) => {
-                    // Queue drained: hand spans over before sleeping.
+                    // Queue drained: hand spans and counts over before
+                    // sleeping.
                     self.buffer.push(&mut pending, &self.stats);
+                    self.metrics.flush_pending();
                     now = Instant::now();
                     match nap.next(now) {
                         Some(d) => {
@@ -136,11 +138,13 @@ impl Worker {
                 Some(Msg::Event(ev)) => {
                     self.stats.events_processed.fetch_add(1, Ordering::Relaxed);
                     // Run idleness needs no better than ~1 ms resolution:
-                    // read the clock once per 64 events.
+                    // read the clock once per 64 events (and hand the
+                    // counts over).
                     since_clock += 1;
                     if since_clock >= 64 {
                         since_clock = 0;
                         now = Instant::now();
+                        self.metrics.flush_pending();
                     }
                     // Metrics count what the span mapping decided: an
                     // exact duplicate is counted in neither.
@@ -156,6 +160,7 @@ impl Worker {
                 Some(Msg::Flush { spans, metrics }) => {
                     self.apply(&mut fx, &mut pending);
                     self.buffer.push(&mut pending, &self.stats);
+                    self.metrics.flush_pending();
                     let replies = self.broadcast(ExportCmd::Flush);
                     on_helper(move || all_of(replies), spans);
                     let mp = self.meter_provider.clone();
@@ -196,6 +201,7 @@ impl Worker {
         self.mapper.end_all(&mut fx);
         self.apply(&mut fx, &mut pending);
         self.buffer.push(&mut pending, &self.stats);
+        self.metrics.flush_pending();
 
         // Spans first, then the final metric export, so that the last
         // self-metrics count every span exported or dropped.
