@@ -35,6 +35,8 @@ use serde_json::Value;
 
 use crate::event::{EventError, FlowEvent};
 
+mod fast;
+
 impl FlowEvent {
     /// Parse one JSON object: a `FlowEvent.to_payload()` object or a PenguiFlow
     /// structured-log line. Errors name the field and the problem.
@@ -52,29 +54,35 @@ impl FlowEvent {
     /// assert_eq!(err.field(), "latency_ms");
     /// ```
     pub fn from_json(input: &str) -> Result<FlowEvent, EventError> {
-        // One pass over the line: the members stay unparsed, except a
-        // nested `extra` object, whose members are taken in the same scan.
-        let mut fields = parse_object(input)?;
-        if fields.has_event() {
-            fields.check_candidate()?;
-            return from_fields(fields);
-        }
-        match fields.take_extra() {
-            Some(Ok(inner)) => {
-                if !inner.has_event() {
-                    return Err(not_a_flow_event("a log line whose `extra` has no `event`"));
-                }
-                inner.check_candidate()?;
-                from_fields(*inner)
+        fast::parse(input).map_or_else(|| parse_general(input), Ok)
+    }
+}
+
+/// The general parser: every shape, and the exact error for every problem.
+/// [`fast::parse`] takes the usual lines first and leaves the rest here.
+fn parse_general(input: &str) -> Result<FlowEvent, EventError> {
+    // One pass over the line: the members stay unparsed, except a
+    // nested `extra` object, whose members are taken in the same scan.
+    let mut fields = parse_object(input)?;
+    if fields.has_event() {
+        fields.check_candidate()?;
+        return from_fields(fields);
+    }
+    match fields.take_extra() {
+        Some(Ok(inner)) => {
+            if !inner.has_event() {
+                return Err(not_a_flow_event("a log line whose `extra` has no `event`"));
             }
-            Some(Err(_)) => Err(EventError::new(
-                "extra",
-                "log line `extra`: not a JSON object",
-            )),
-            None => Err(not_a_flow_event(
-                "no `event` key and no log-line `extra` holding one",
-            )),
+            inner.check_candidate()?;
+            from_fields(*inner)
         }
+        Some(Err(_)) => Err(EventError::new(
+            "extra",
+            "log line `extra`: not a JSON object",
+        )),
+        None => Err(not_a_flow_event(
+            "no `event` key and no log-line `extra` holding one",
+        )),
     }
 }
 
@@ -344,8 +352,59 @@ fn merge_extra(into: &mut serde_json::Map<String, Value>, mut f: Fields<'_>) {
     }
 }
 
+/// Set the FlowEvent field `key` from its raw value; `Ok(false)` when
+/// `key` is not a FlowEvent field (it belongs in `extra`).
+fn set_field(
+    ev: &mut FlowEvent,
+    key: &str,
+    raw: &RawValue,
+    saw_ts: &mut bool,
+) -> Result<bool, EventError> {
+    match key {
+        "event" | "event_type" => ev.event_type = string(key, raw)?,
+        "ts" => {
+            ev.ts = number("ts", raw)?;
+            *saw_ts = true;
+        }
+        "node_name" => ev.node_name = opt_string("node_name", raw)?,
+        "node_id" => ev.node_id = opt_string("node_id", raw)?,
+        "trace_id" => ev.trace_id = opt_string("trace_id", raw)?,
+        "attempt" => {
+            let a = count("attempt", raw)?;
+            ev.attempt = u32::try_from(a)
+                .map_err(|_| EventError::new("attempt", format!("too large: {a}")))?;
+        }
+        "latency_ms" => {
+            ev.latency_ms = if is_null(raw) {
+                None
+            } else {
+                Some(number("latency_ms", raw)?)
+            }
+        }
+        "q_depth_in" | "queue_depth_in" => ev.queue_depth_in = count(key, raw)?,
+        "q_depth_out" | "queue_depth_out" => ev.queue_depth_out = count(key, raw)?,
+        // Derived (in + out): recomputed, never trusted.
+        "q_depth_total" => {}
+        "outgoing" | "outgoing_edges" => ev.outgoing_edges = count(key, raw)?,
+        "queue_maxsize" => ev.queue_maxsize = count("queue_maxsize", raw)?,
+        "trace_pending" => ev.trace_pending = opt_count("trace_pending", raw)?,
+        "trace_inflight" => ev.trace_inflight = count("trace_inflight", raw)?,
+        "trace_cancelled" => {
+            ev.trace_cancelled = serde_json::from_str::<bool>(raw.get())
+                .map_err(|_| wrong("trace_cancelled", "a boolean", raw))?
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// An empty event for the parsers to fill (type and `ts` to be set).
+fn blank() -> FlowEvent {
+    FlowEvent::builder(String::new(), f64::NAN).event
+}
+
 fn from_fields(fields: Fields<'_>) -> Result<FlowEvent, EventError> {
-    let mut ev = FlowEvent::builder(String::new(), f64::NAN).event;
+    let mut ev = blank();
     let mut saw_ts = false;
     let mut fields = fields;
     match fields.take_extra() {
@@ -357,42 +416,8 @@ fn from_fields(fields: Fields<'_>) -> Result<FlowEvent, EventError> {
         None => {}
     }
     for (key, raw) in fields.members {
-        match key.as_ref() {
-            "event" | "event_type" => ev.event_type = string(&key, raw)?,
-            "ts" => {
-                ev.ts = number("ts", raw)?;
-                saw_ts = true;
-            }
-            "node_name" => ev.node_name = opt_string("node_name", raw)?,
-            "node_id" => ev.node_id = opt_string("node_id", raw)?,
-            "trace_id" => ev.trace_id = opt_string("trace_id", raw)?,
-            "attempt" => {
-                let a = count("attempt", raw)?;
-                ev.attempt = u32::try_from(a)
-                    .map_err(|_| EventError::new("attempt", format!("too large: {a}")))?;
-            }
-            "latency_ms" => {
-                ev.latency_ms = if is_null(raw) {
-                    None
-                } else {
-                    Some(number("latency_ms", raw)?)
-                }
-            }
-            "q_depth_in" | "queue_depth_in" => ev.queue_depth_in = count(&key, raw)?,
-            "q_depth_out" | "queue_depth_out" => ev.queue_depth_out = count(&key, raw)?,
-            // Derived (in + out): recomputed, never trusted.
-            "q_depth_total" => {}
-            "outgoing" | "outgoing_edges" => ev.outgoing_edges = count(&key, raw)?,
-            "queue_maxsize" => ev.queue_maxsize = count("queue_maxsize", raw)?,
-            "trace_pending" => ev.trace_pending = opt_count("trace_pending", raw)?,
-            "trace_inflight" => ev.trace_inflight = count("trace_inflight", raw)?,
-            "trace_cancelled" => {
-                ev.trace_cancelled = serde_json::from_str::<bool>(raw.get())
-                    .map_err(|_| wrong("trace_cancelled", "a boolean", raw))?
-            }
-            _ => {
-                ev.extra.insert(key.into_owned(), extra_value(raw));
-            }
+        if !set_field(&mut ev, &key, raw, &mut saw_ts)? {
+            ev.extra.insert(key.into_owned(), extra_value(raw));
         }
     }
     if ev.event_type.is_empty() {
@@ -409,7 +434,7 @@ fn from_fields(fields: Fields<'_>) -> Result<FlowEvent, EventError> {
 mod tests {
     use super::*;
 
-    const REAL_LOG_LINE: &str = include_str!("../tests/fixtures/penguiflow_node_failed.jsonl");
+    const REAL_LOG_LINE: &str = include_str!("../../tests/fixtures/penguiflow_node_failed.jsonl");
 
     #[test]
     fn parses_real_penguiflow_log_line() {
