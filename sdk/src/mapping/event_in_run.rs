@@ -139,22 +139,12 @@ pub(super) fn map_into_run(
     cx: Ctx<'_>,
     fx: &mut Effects,
 ) -> Verdict {
-    let max_attr_len = cx.cfg.max_attr_len;
     run.last_seen = now;
     let end = ts_ns(ev.ts);
     let start = ev
         .latency_ms
         .map_or(end, |l| end.saturating_sub(ms_to_ns(l)));
-    if run.meta.tenant.is_none() {
-        if let Some(t) = extra_str(ev, "tenant") {
-            run.meta.tenant = Some(Arc::from(truncate(t, max_attr_len)));
-        }
-    }
-    if run.link.is_none() {
-        // The first valid inbound context of the run becomes its link.
-        run.link = extra_str(ev, flowtel_semconv::extra::TRACEPARENT)
-            .and_then(crate::w3c::parse_traceparent);
-    }
+    note_run_context(run, ev, cx.cfg.max_attr_len);
     let key = node_key(ev);
     let kind = ev.event_type.as_str();
     let is_node_event =
@@ -170,8 +160,13 @@ pub(super) fn map_into_run(
                 run.attempts += 1;
                 extend_run_time(run, start, end);
                 let a = terminal_end(ev, cx, key, &run.meta, (start, end));
-                fx.spans
-                    .push(attempt_span(cx.scope, max_attr_len, &run.meta, &node, a));
+                fx.spans.push(attempt_span(
+                    cx.scope,
+                    cx.cfg.max_attr_len,
+                    &run.meta,
+                    &node,
+                    a,
+                ));
             }
             return Verdict::Mapped;
         }
@@ -180,98 +175,10 @@ pub(super) fn map_into_run(
     }
 
     match kind {
-        event::NODE_START => {
-            let Some(node) = run.nodes.get_mut(key) else {
-                return Verdict::Mapped;
-            };
-            if node.is_late_start(ev.attempt, end, ev.span_id) {
-                fx.counts.late_starts += 1;
-                return Verdict::Mapped;
-            }
-            if node.open.len() >= MAX_OPEN_PER_NODE {
-                // Starts that never ended, piling up: forget the oldest
-                // (and take it out of the active count).
-                node.open.remove(0);
-                run.open_total -= 1;
-                fx.active.push((node.metric_name.clone(), -1));
-                fx.counts.stale_attempts += 1;
-            }
-            node.open.push(OpenStart {
-                attempt: ev.attempt,
-                start_ns: end,
-                seen: now,
-                span_id: ev.span_id,
-            });
-            run.open_total += 1;
-            fx.active.push((node.metric_name.clone(), 1));
-            extend_run_time(run, end, end);
-        }
-        k if is_terminal(k) => {
-            let Some(node) = run.nodes.get_mut(key) else {
-                return Verdict::Mapped;
-            };
-            if node.is_duplicate(ev.attempt, end, ev.span_id) {
-                fx.counts.duplicates += 1;
-                return Verdict::Duplicate;
-            }
-            let opened = node.take_open(ev.attempt, end, ev.span_id);
-            if opened.is_some() {
-                run.open_total -= 1;
-                fx.active.push((node.metric_name.clone(), -1));
-            }
-            // The span id chosen at the start, if any: the terminal's own
-            // wins over its start's.
-            let chosen = ev.span_id.or(opened.as_ref().and_then(|s| s.span_id));
-            let start = match (ev.latency_ms, opened) {
-                (Some(_), _) => start,
-                (None, Some(s)) => s.start_ns,
-                (None, None) => end,
-            };
-            node.remember_terminal(ev.attempt, (start, end), ev.span_id);
-            run.attempts += 1;
-            let node = &run.nodes[key];
-            let mut a = terminal_end(ev, cx, key, &run.meta, (start, end));
-            if let Some(id) = chosen {
-                a.id = id;
-            }
-            fx.ended_attempt = Some((run.meta.trace, a.id));
-            fx.spans
-                .push(attempt_span(cx.scope, max_attr_len, &run.meta, node, a));
-            extend_run_time(run, start, end);
-        }
+        event::NODE_START => start_attempt(run, ev, key, (now, end), fx),
+        k if is_terminal(k) => return end_attempt(run, ev, key, (start, end), cx, fx),
         event::NODE_TRACE_CANCELLED => {
-            if let Some(node) = run.nodes.get_mut(key) {
-                // The attempt this event names (a guard's), else the latest.
-                let named = ev
-                    .span_id
-                    .and_then(|id| node.open.iter().position(|s| s.span_id == Some(id)));
-                let s = match named {
-                    Some(i) => Some(node.open.remove(i)),
-                    None => node.open.pop(),
-                };
-                if let Some(s) = s {
-                    run.open_total -= 1;
-                    fx.active.push((node.metric_name.clone(), -1));
-                    node.remember_terminal(s.attempt, (s.start_ns, end), ev.span_id);
-                    run.attempts += 1;
-                    let a = AttemptEnd {
-                        kind,
-                        extras: extra_attrs(cx.span_extras, max_attr_len, ev),
-                        attempt: s.attempt,
-                        exception: None,
-                        depth_in: ev.queue_depth_in,
-                        depth_out: ev.queue_depth_out,
-                        start: s.start_ns,
-                        end,
-                        id: s.span_id.unwrap_or_else(|| {
-                            ids::attempt_span_id(run.meta.trace, key, s.attempt, end)
-                        }),
-                    };
-                    let node = &run.nodes[key];
-                    fx.spans
-                        .push(attempt_span(cx.scope, max_attr_len, &run.meta, node, a));
-                }
-            }
+            cancel_attempt(run, ev, key, end, cx, fx);
             extend_run_time(run, end, end);
             root_event(run, ev, cx, "flow.node_trace_cancelled".into(), Vec::new());
         }
@@ -281,6 +188,153 @@ pub(super) fn map_into_run(
         }
     }
     Verdict::Mapped
+}
+
+/// The run's tenant and inbound context, from its first event that has
+/// them.
+fn note_run_context(run: &mut Run, ev: &FlowEvent, max_attr_len: usize) {
+    if run.meta.tenant.is_none() {
+        if let Some(t) = extra_str(ev, "tenant") {
+            run.meta.tenant = Some(Arc::from(truncate(t, max_attr_len)));
+        }
+    }
+    if run.link.is_none() {
+        // The first valid inbound context of the run becomes its link.
+        run.link = extra_str(ev, flowtel_semconv::extra::TRACEPARENT)
+            .and_then(crate::w3c::parse_traceparent);
+    }
+}
+
+/// A `node_start`: an attempt opens, unless its end came first.
+fn start_attempt(
+    run: &mut Run,
+    ev: &FlowEvent,
+    key: &str,
+    (now, at): (Instant, u128),
+    fx: &mut Effects,
+) {
+    let Some(node) = run.nodes.get_mut(key) else {
+        return;
+    };
+    if node.is_late_start(ev.attempt, at, ev.span_id) {
+        fx.counts.late_starts += 1;
+        return;
+    }
+    if node.open.len() >= MAX_OPEN_PER_NODE {
+        // Starts that never ended, piling up: forget the oldest
+        // (and take it out of the active count).
+        node.open.remove(0);
+        run.open_total -= 1;
+        fx.active.push((node.metric_name.clone(), -1));
+        fx.counts.stale_attempts += 1;
+    }
+    node.open.push(OpenStart {
+        attempt: ev.attempt,
+        start_ns: at,
+        seen: now,
+        span_id: ev.span_id,
+    });
+    run.open_total += 1;
+    fx.active.push((node.metric_name.clone(), 1));
+    extend_run_time(run, at, at);
+}
+
+/// A terminal event: the attempt's span, unless it is an exact duplicate.
+fn end_attempt(
+    run: &mut Run,
+    ev: &FlowEvent,
+    key: &str,
+    (start, end): (u128, u128),
+    cx: Ctx<'_>,
+    fx: &mut Effects,
+) -> Verdict {
+    let Some(node) = run.nodes.get_mut(key) else {
+        return Verdict::Mapped;
+    };
+    if node.is_duplicate(ev.attempt, end, ev.span_id) {
+        fx.counts.duplicates += 1;
+        return Verdict::Duplicate;
+    }
+    let opened = node.take_open(ev.attempt, end, ev.span_id);
+    if opened.is_some() {
+        run.open_total -= 1;
+        fx.active.push((node.metric_name.clone(), -1));
+    }
+    // The span id chosen at the start, if any: the terminal's own
+    // wins over its start's.
+    let chosen = ev.span_id.or(opened.as_ref().and_then(|s| s.span_id));
+    let start = match (ev.latency_ms, opened) {
+        (Some(_), _) => start,
+        (None, Some(s)) => s.start_ns,
+        (None, None) => end,
+    };
+    node.remember_terminal(ev.attempt, (start, end), ev.span_id);
+    run.attempts += 1;
+    let node = &run.nodes[key];
+    let mut a = terminal_end(ev, cx, key, &run.meta, (start, end));
+    if let Some(id) = chosen {
+        a.id = id;
+    }
+    fx.ended_attempt = Some((run.meta.trace, a.id));
+    fx.spans.push(attempt_span(
+        cx.scope,
+        cx.cfg.max_attr_len,
+        &run.meta,
+        node,
+        a,
+    ));
+    extend_run_time(run, start, end);
+    Verdict::Mapped
+}
+
+/// `node_trace_cancelled`: the attempt it names (a guard's), else the
+/// node's latest open one, ends cancelled.
+fn cancel_attempt(
+    run: &mut Run,
+    ev: &FlowEvent,
+    key: &str,
+    end: u128,
+    cx: Ctx<'_>,
+    fx: &mut Effects,
+) {
+    let Some(node) = run.nodes.get_mut(key) else {
+        return;
+    };
+    let named = ev
+        .span_id
+        .and_then(|id| node.open.iter().position(|s| s.span_id == Some(id)));
+    let s = match named {
+        Some(i) => node.open.remove(i),
+        None => match node.open.pop() {
+            Some(s) => s,
+            None => return,
+        },
+    };
+    run.open_total -= 1;
+    fx.active.push((node.metric_name.clone(), -1));
+    node.remember_terminal(s.attempt, (s.start_ns, end), ev.span_id);
+    run.attempts += 1;
+    let a = AttemptEnd {
+        kind: ev.event_type.as_str(),
+        extras: extra_attrs(cx.span_extras, cx.cfg.max_attr_len, ev),
+        attempt: s.attempt,
+        exception: None,
+        depth_in: ev.queue_depth_in,
+        depth_out: ev.queue_depth_out,
+        start: s.start_ns,
+        end,
+        id: s
+            .span_id
+            .unwrap_or_else(|| ids::attempt_span_id(run.meta.trace, key, s.attempt, end)),
+    };
+    let node = &run.nodes[key];
+    fx.spans.push(attempt_span(
+        cx.scope,
+        cx.cfg.max_attr_len,
+        &run.meta,
+        node,
+        a,
+    ));
 }
 
 pub(super) fn extend_run_time(run: &mut Run, start: u128, end: u128) {
