@@ -125,8 +125,8 @@ fn the_span_encloses_the_attempt_on_the_wall_clock() {
     // way) and the attempt's end is its start plus the monotonic time it
     // took, while `inside_*` are wall-clock readings (a slewing clock moves
     // up to 0.05 % against it). So the span may start or end a little
-    // inside the instants read around the attempt: it ended 0.1 µs before
-    // `inside_end` one run in a few dozen when `success()` came right after.
+    // inside the instants read around the attempt (the end check failed
+    // once in a few dozen runs, `success()` coming right after `inside_end`).
     let ts_precision = Duration::from_micros(10);
     assert!(s.start_time <= inside_start + ts_precision, "{s:?}");
     assert!(s.end_time + ts_precision >= inside_end, "{s:?}");
