@@ -250,43 +250,11 @@ impl FlowMetrics {
     /// exactly what the spans show. `span` is the span the mapping made of
     /// a terminal event's attempt: the duration's exemplar.
     pub(crate) fn record(&mut self, ev: &FlowEvent, span: Option<(TraceId, SpanId)>) {
-        let (overflow, stats) = (&self.overflow, &*self.stats);
         let mut attrs = std::mem::take(&mut self.scratch);
         attrs.clear();
-        // The series key of the shared dimensions: every opt-in dimension
-        // writes its slot, or a marker when the event lacks it.
-        let mut common = crate::ids::Fnv::default();
-        // Opt-in dimensions shared by every instrument of this event.
-        if let Some(b) = self.tenants.as_mut() {
-            let slot = match ev.extra.get("tenant").and_then(Json::as_str) {
-                Some(t) => {
-                    let (slot, kv) = Self::resolve(b, t, overflow, stats);
-                    attrs.push(kv);
-                    slot
-                }
-                None => usize::MAX,
-            };
-            common.write_usize(slot);
-        }
-        for (key, b) in &mut self.extras {
-            let scalar = match ev.extra.get(key) {
-                Some(Json::String(s)) => Some(s.clone()),
-                Some(Json::Bool(v)) => Some(v.to_string()),
-                Some(Json::Number(num)) => Some(num.to_string()),
-                _ => None,
-            };
-            let slot = match scalar {
-                Some(v) => {
-                    let (slot, kv) = Self::resolve(b, &v, overflow, stats);
-                    attrs.push(kv);
-                    slot
-                }
-                None => usize::MAX,
-            };
-            common.write_usize(slot);
-        }
+        let common_key = self.common_dimensions(ev, &mut attrs);
         let common_len = attrs.len();
-        let common_key = common.finish();
+        let (overflow, stats) = (&self.overflow, &*self.stats);
 
         let (type_slot, event_type) =
             Self::resolve(&mut self.event_types, &ev.event_type, overflow, stats);
@@ -316,69 +284,7 @@ impl FlowMetrics {
 
         if let Some((slot, node_kv)) = node {
             attrs.push(node_kv.clone());
-            match ev.event_type.as_str() {
-                event::NODE_SUCCESS
-                | event::NODE_ERROR
-                | event::NODE_TIMEOUT
-                | event::NODE_DROPPED => {
-                    if let Some(ms) = ev.latency_ms {
-                        let (out, out_slot) = match ev.event_type.as_str() {
-                            event::NODE_SUCCESS => (outcome::SUCCESS, 0),
-                            event::NODE_ERROR => (outcome::ERROR, 1),
-                            event::NODE_DROPPED => (outcome::DROPPED, 3),
-                            _ => (outcome::TIMEOUT, 2),
-                        };
-                        attrs.push(KeyValue::new(attr::NODE_OUTCOME, out));
-                        let key = series_key(&[common_key as usize, 2, slot, out_slot]);
-                        let h = &self.duration;
-                        let secs = ms / 1000.0;
-                        let admitted = add_series(
-                            &mut self.duration_series,
-                            key,
-                            &attrs,
-                            stats,
-                            overflow,
-                            |a| h.record(secs, a),
-                        );
-                        if let (true, Some(span)) = (admitted, span) {
-                            self.exemplars.record(key, &attrs, secs, span);
-                        }
-                    }
-                }
-                event::NODE_RETRY => {
-                    if let Some(s) = ev.extra.get("sleep_s").and_then(Json::as_f64) {
-                        if s.is_finite() && s >= 0.0 {
-                            let key = series_key(&[common_key as usize, 3, slot]);
-                            let h = &self.retry_delay;
-                            add_series(&mut self.retry_series, key, &attrs, stats, overflow, |a| {
-                                h.record(s, a)
-                            });
-                        }
-                    }
-                }
-                event::NODE_FAILED => {
-                    let code = ev
-                        .extra
-                        .get("flow_error")
-                        .and_then(|f| f.get("code"))
-                        .and_then(Json::as_str)
-                        .unwrap_or("NODE_FAILED");
-                    let (code_slot, et) =
-                        Self::resolve(&mut self.error_types, code, overflow, stats);
-                    attrs.push(et);
-                    let key = series_key(&[common_key as usize, 4, slot, code_slot]);
-                    let c = &self.failures;
-                    add_series(
-                        &mut self.failure_series,
-                        key,
-                        &attrs,
-                        stats,
-                        overflow,
-                        |a| c.add(1, a),
-                    );
-                }
-                _ => {}
-            }
+            self.node_instruments(ev, span, (common_key, slot), &mut attrs);
             let mut table = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
             let g = node_entry(&mut table, slot, node_kv);
             g.depth_in = ev.queue_depth_in;
@@ -386,6 +292,110 @@ impl FlowMetrics {
             g.inflight = ev.trace_inflight;
         }
         self.scratch = attrs;
+    }
+
+    /// The opt-in dimensions every instrument of this event shares (tenant,
+    /// allow-listed `extra` keys), pushed onto `attrs`; their series key:
+    /// each dimension writes its slot, or a marker when the event lacks it.
+    fn common_dimensions(&mut self, ev: &FlowEvent, attrs: &mut Vec<KeyValue>) -> u64 {
+        let (overflow, stats) = (&self.overflow, &*self.stats);
+        let mut common = crate::ids::Fnv::default();
+        if let Some(b) = self.tenants.as_mut() {
+            let slot = match ev.extra.get("tenant").and_then(Json::as_str) {
+                Some(t) => {
+                    let (slot, kv) = Self::resolve(b, t, overflow, stats);
+                    attrs.push(kv);
+                    slot
+                }
+                None => usize::MAX,
+            };
+            common.write_usize(slot);
+        }
+        for (key, b) in &mut self.extras {
+            let scalar = match ev.extra.get(key) {
+                Some(Json::String(s)) => Some(s.clone()),
+                Some(Json::Bool(v)) => Some(v.to_string()),
+                Some(Json::Number(num)) => Some(num.to_string()),
+                _ => None,
+            };
+            let slot = match scalar {
+                Some(v) => {
+                    let (slot, kv) = Self::resolve(b, &v, overflow, stats);
+                    attrs.push(kv);
+                    slot
+                }
+                None => usize::MAX,
+            };
+            common.write_usize(slot);
+        }
+        common.finish()
+    }
+
+    /// The instruments of a node's event: the duration of a terminal
+    /// attempt (with its exemplar), the delay before a retry, a terminal
+    /// failure's code. `attrs` holds the common dimensions and the node.
+    fn node_instruments(
+        &mut self,
+        ev: &FlowEvent,
+        span: Option<(TraceId, SpanId)>,
+        (common_key, slot): (u64, usize),
+        attrs: &mut Vec<KeyValue>,
+    ) {
+        let (overflow, stats) = (&self.overflow, &*self.stats);
+        match ev.event_type.as_str() {
+            event::NODE_SUCCESS | event::NODE_ERROR | event::NODE_TIMEOUT | event::NODE_DROPPED => {
+                if let Some(ms) = ev.latency_ms {
+                    let (out, out_slot) = match ev.event_type.as_str() {
+                        event::NODE_SUCCESS => (outcome::SUCCESS, 0),
+                        event::NODE_ERROR => (outcome::ERROR, 1),
+                        event::NODE_DROPPED => (outcome::DROPPED, 3),
+                        _ => (outcome::TIMEOUT, 2),
+                    };
+                    attrs.push(KeyValue::new(attr::NODE_OUTCOME, out));
+                    let key = series_key(&[common_key as usize, 2, slot, out_slot]);
+                    let h = &self.duration;
+                    let secs = ms / 1000.0;
+                    let admitted = add_series(
+                        &mut self.duration_series,
+                        key,
+                        attrs,
+                        stats,
+                        overflow,
+                        |a| h.record(secs, a),
+                    );
+                    if let (true, Some(span)) = (admitted, span) {
+                        self.exemplars.record(key, attrs, secs, span);
+                    }
+                }
+            }
+            event::NODE_RETRY => {
+                if let Some(s) = ev.extra.get("sleep_s").and_then(Json::as_f64) {
+                    if s.is_finite() && s >= 0.0 {
+                        let key = series_key(&[common_key as usize, 3, slot]);
+                        let h = &self.retry_delay;
+                        add_series(&mut self.retry_series, key, attrs, stats, overflow, |a| {
+                            h.record(s, a)
+                        });
+                    }
+                }
+            }
+            event::NODE_FAILED => {
+                let code = ev
+                    .extra
+                    .get("flow_error")
+                    .and_then(|f| f.get("code"))
+                    .and_then(Json::as_str)
+                    .unwrap_or("NODE_FAILED");
+                let (code_slot, et) = Self::resolve(&mut self.error_types, code, overflow, stats);
+                attrs.push(et);
+                let key = series_key(&[common_key as usize, 4, slot, code_slot]);
+                let c = &self.failures;
+                add_series(&mut self.failure_series, key, attrs, stats, overflow, |a| {
+                    c.add(1, a)
+                });
+            }
+            _ => {}
+        }
     }
 
     /// Add the events counted since the last flush to `flow.node.events`.
