@@ -41,6 +41,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let cpu_col = s.cpu.map_or("-".to_string(), |c| format!("{:.0}", per(c)));
         println!("{:<8} {:>12.0} {:>14}", s.name, per(s.wall), cpu_col);
     }
+    let on = |names: &[&str]| -> f64 {
+        r.stages
+            .iter()
+            .filter(|s| names.contains(&s.name))
+            .map(|s| per(s.wall))
+            .sum()
+    };
+    println!(
+        "mapping thread (map + metrics) {:.0} ns/event; reader thread (split + parse) {:.0} ns/event",
+        on(&["map", "metrics"]),
+        on(&["split", "parse"])
+    );
     println!("total CPU {total:.0} ns/event (one thread per stage; no queue hand-off)");
     Ok(())
 }
