@@ -195,7 +195,7 @@ impl Run {
             cancelled: false,
             failure: None,
             link: None,
-            nodes: FastMap::with_capacity_and_hasher(8, Default::default()),
+            nodes: FastMap::default(),
             open_total: 0,
         }
     }
