@@ -18,6 +18,16 @@
 
 use pyo3::prelude::*;
 
+/// The middleware allocates an event's strings on the event loop's thread
+/// and the mapping thread frees them. With glibc's malloc those frees go
+/// back to the loop thread's arena under its lock, and the loop's own
+/// allocations (Python's included) then take malloc's slow paths; mimalloc
+/// frees across threads lock-free, into the page's owner. It serves only
+/// this extension's Rust allocations: Python keeps its own allocator.
+/// Measured with `python/bench/run` (see the README's overhead table).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod convert;
 mod live;
 mod middleware;
