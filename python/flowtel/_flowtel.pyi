@@ -94,7 +94,9 @@ class Middleware:
     def __call__(self, event: Any) -> Done: ...
 
 class Done:
-    """The already-complete awaitable a :class:`Middleware` call returns."""
+    """The already-complete awaitable a :class:`Middleware` call returns
+    (``__await__`` gives an exhausted iterator: ``await`` returns ``None``
+    at once)."""
 
     def __await__(self) -> Generator[Any, None, None]: ...
 

@@ -7,6 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+use pyo3::types::{PyIterator, PyTuple};
 
 use crate::convert::Unmappable;
 use crate::pipeline::Shared;
@@ -23,7 +24,7 @@ impl Middleware {
     pub(crate) fn new(py: Python<'_>, shared: Arc<Shared>) -> PyResult<Self> {
         Ok(Middleware {
             shared,
-            done: Py::new(py, Done)?,
+            done: Py::new(py, Done::new(py)?)?,
         })
     }
 }
@@ -49,22 +50,25 @@ impl Middleware {
 }
 
 /// An awaitable that is already complete (`await` gives `None` at once).
-/// Stateless, so one instance serves every call.
+/// Stateless, so one instance serves every call. Its `__await__` returns
+/// an exhausted built-in iterator (`iter(())`), which the interpreter
+/// finishes in C: one call into this extension per `await`, not two.
 #[pyclass(frozen, module = "flowtel")]
-pub(crate) struct Done;
+pub(crate) struct Done {
+    exhausted: Py<PyIterator>,
+}
+
+impl Done {
+    fn new(py: Python<'_>) -> PyResult<Self> {
+        Ok(Done {
+            exhausted: PyTuple::empty(py).try_iter()?.unbind(),
+        })
+    }
+}
 
 #[pymethods]
 impl Done {
-    fn __await__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    /// Always exhausted: the `await` completes with `None`.
-    fn __next__(&self) -> Option<()> {
-        None
+    fn __await__(&self, py: Python<'_>) -> Py<PyIterator> {
+        self.exhausted.clone_ref(py)
     }
 }
