@@ -85,10 +85,15 @@ class Middleware:
     """A PenguiFlow middleware: ``await middleware(event)`` records the
     event and completes at once.
 
-    The call converts the ``FlowEvent`` (its attributes are read directly,
-    no JSON) and queues it; the awaitable it returns is already complete, so
-    the flow never suspends on flowtel. It never raises into the flow: a
-    value it cannot map is counted in ``stats()["events_unmappable"]``.
+    The call keeps a reference to the ``FlowEvent``; events are converted
+    (their attributes read directly, no JSON) and queued 64 at a time on
+    the calling thread, or 20 ms after the first of a batch (a timer on the
+    running event loop), and before ``flush``, ``shutdown``, ``stats``,
+    ``record`` and ``end_run``. Outside a running event loop, and for a
+    payload dict, it converts at once. The awaitable it returns is already
+    complete, so the flow never suspends on flowtel. It never raises into
+    the flow: a value it cannot map is counted in
+    ``stats()["events_unmappable"]``.
     """
 
     def __call__(self, event: Any) -> Done: ...
@@ -103,6 +108,11 @@ class Done:
 def shutdown_all() -> None:
     """Shut every live pipeline down within its ``exit_timeout``, in
     parallel (the exit hooks call this)."""
+
+def after_fork_in_child() -> None:
+    """In a forked child: forget the middlewares' unconverted events (the
+    parent records them). ``flowtel`` registers it with
+    ``os.register_at_fork``."""
 
 def zero_stats() -> Stats:
     """``stats()`` before any pipeline exists: every counter zero."""

@@ -29,6 +29,9 @@ pub(crate) fn shutdown_all(py: Python<'_>) {
         .iter()
         .filter_map(Weak::upgrade)
         .collect();
+    for s in &all {
+        s.drain(py);
+    }
     py.detach(|| {
         thread::scope(|scope| {
             for s in all.iter().filter(|s| !s.exit_timeout.is_zero()) {
@@ -38,4 +41,19 @@ pub(crate) fn shutdown_all(py: Python<'_>) {
             }
         })
     });
+}
+
+/// In a forked child (`os.register_at_fork`): every pipeline forgets the
+/// batch of events it inherited, which its parent converts and records.
+#[pyfunction]
+pub(crate) fn after_fork_in_child() {
+    let all: Vec<Arc<Shared>> = LIVE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for s in &all {
+        drop(s.batch.forget_after_fork());
+    }
 }

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import threading
 import time
 import types
@@ -19,7 +20,7 @@ import pytest
 from penguiflow import FlowEvent
 
 import flows
-from conftest import Collector, check_run
+from conftest import Collector, check_run, wait_until
 
 EVENTS_DROPPED = "flowtel.sdk.events.dropped"
 
@@ -50,6 +51,55 @@ def test_the_awaitable_is_already_complete(collector: Collector) -> None:
         return await asyncio.gather(*(mw(event(node_name=f"n{i}")) for i in range(100)))
 
     assert asyncio.run(many()) == [None] * 100
+
+
+def at_collector(collector: Collector, node: str) -> bool:
+    """A span of node ``node`` reached the collector (a unique name)."""
+    return f"Str({node})" in collector.text()
+
+
+def test_a_batch_that_never_fills_goes_out_on_the_loops_timer(collector: Collector) -> None:
+    """The middleware converts its events a batch at a time; a batch that
+    does not fill is converted by a timer on the running loop: no flush, no
+    stats(), nothing but the loop running on."""
+    mw = pipeline(collector).middleware()
+
+    async def main() -> None:
+        await mw(event(node_name="timer-drained", ts=time.time()))
+        deadline = time.monotonic() + 20
+        while not at_collector(collector, "timer-drained"):
+            assert time.monotonic() < deadline, "the span never reached the collector"
+            await asyncio.sleep(0.02)
+
+    asyncio.run(main())
+
+
+def test_the_last_batch_goes_out_when_asyncio_run_closes_its_loop(collector: Collector) -> None:
+    """asyncio.run() returning closes its loop before the batch's timer
+    fires: the batch is converted then, not at the next flowtel call."""
+    mw = pipeline(collector).middleware()
+
+    async def main() -> None:
+        await mw(event(node_name="loop-closed", ts=time.time()))
+
+    asyncio.run(main())
+    wait_until(lambda: at_collector(collector, "loop-closed"), 20, "the span at the collector")
+
+
+def test_a_forked_child_leaves_the_parents_batch_to_the_parent(collector: Collector) -> None:
+    p = pipeline(collector)
+    mw = p.middleware()
+
+    async def main() -> int:
+        await mw(event(node_name="before-fork", ts=time.time()))  # kept in the batch
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if p.stats()["events_recorded"] == 0 else 3)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    assert asyncio.run(main()) == 0, "the child recorded its parent's event"
+    assert p.stats()["events_recorded"] == 1
 
 
 def test_what_cannot_be_mapped_is_counted_never_raised(collector: Collector) -> None:
