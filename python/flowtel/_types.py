@@ -38,6 +38,11 @@ class Settings(TypedDict, total=False):
     """This process sees only part of its runs: export a partial run span, not the root (off)."""
     metric_interval: float
     """Metric export interval; else ``OTEL_METRIC_EXPORT_INTERVAL``, else 60 s."""
+    run_end_nodes: list[str]
+    """Nodes whose results go to the flow's caller (``.to()`` with no successor): their
+    ``node_success`` ends the run, its root span exported at once, when PenguiFlow's
+    ``trace_pending`` says nothing of the run is left. Failures, deadline skips and
+    cancellations end runs without it (none)."""
     run_idle_timeout: float
     """A run's root span is exported after this long without events, none of its attempts open (30 s)."""
     max_attempt_age: float

@@ -58,9 +58,9 @@ pub(crate) fn event_type_attr<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py,
 /// A PenguiFlow `FlowEvent` object, given its `event_type` attribute.
 ///
 /// Only the attributes the SDK's mapping and metrics read are copied:
-/// `outgoing_edges`, `queue_maxsize`, `trace_pending` and
-/// `trace_cancelled` stay at their defaults. Each attribute read costs the
-/// event loop ~30 ns, and the middleware runs on every event of the flow.
+/// `outgoing_edges`, `queue_maxsize` and `trace_cancelled` stay at their
+/// defaults. Each attribute read costs the event loop time, and the
+/// middleware runs on every event of the flow.
 pub(crate) fn from_object(
     obj: &Bound<'_, PyAny>,
     event_type: &Bound<'_, PyAny>,
@@ -99,6 +99,13 @@ pub(crate) fn from_object(
         if let Some(v) = attr(obj, name)? {
             *field = int(name.to_str()?, &v)?;
         }
+    }
+    if let Some(v) = attr(obj, intern!(py, "trace_pending"))? {
+        ev.trace_pending = if v.is_none() {
+            None
+        } else {
+            Some(int("trace_pending", &v)?)
+        };
     }
     if let Some(v) = attr(obj, intern!(py, "extra"))? {
         extra_into(&v, &mut ev.extra)?;

@@ -32,6 +32,7 @@ pub(crate) const NAMES: &[&str] = &[
     "tenant_metrics",
     "partial_runs",
     "metric_interval",
+    "run_end_nodes",
     "run_idle_timeout",
     "max_attempt_age",
     "queue_capacity",
@@ -102,6 +103,9 @@ fn apply(s: &mut Settings, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
         "tenant_metrics" => b.with_tenant_metrics(flag(key, v)?),
         "partial_runs" => b.with_partial_runs(flag(key, v)?),
         "metric_interval" => b.with_metric_interval(seconds(key, v)?),
+        "run_end_nodes" => strings(key, v)?
+            .into_iter()
+            .fold(b, FlowtelBuilder::with_run_end_node),
         "run_idle_timeout" => b.with_run_idle_timeout(seconds(key, v)?),
         "max_attempt_age" => b.with_max_attempt_age(seconds(key, v)?),
         "queue_capacity" => b.with_queue_capacity(count(key, v)?),

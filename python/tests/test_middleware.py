@@ -146,7 +146,7 @@ def test_what_cannot_be_mapped_is_counted_never_raised(collector: Collector) -> 
         event(attempt=True, latency_ms=7),  # bool is an int, int is a number
         # Fields the mapping never reads are not read at all (each read
         # costs the event loop), so their types cannot cost the event.
-        event(trace_cancelled="no", outgoing_edges=None, queue_maxsize="64", trace_pending=-1),
+        event(trace_cancelled="no", outgoing_edges=None, queue_maxsize="64"),
     ]
 
     async def feed() -> None:
