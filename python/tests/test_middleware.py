@@ -102,6 +102,26 @@ def test_a_forked_child_leaves_the_parents_batch_to_the_parent(collector: Collec
     assert p.stats()["events_recorded"] == 1
 
 
+def test_roots_go_out_at_each_runs_last_event_not_after_the_idle_timeout(collector: Collector) -> None:
+    """PenguiFlow emits no run-end event. With the flow's last node named
+    (``run_end_nodes``), every kind of run (success, retry, terminal
+    timeout, cancellation, deadline skip, runs in parallel) has its root
+    span at the collector at once, with no flush, while the idle timeout
+    (30 s) is far away; nothing is shed."""
+    p = pipeline(collector, run_end_nodes=["summarize"])
+    capture = asyncio.run(flows.run([p.middleware()], extra_runs=10))
+    done = time.monotonic()
+    runs = {e["trace_id"] for e in capture.payloads if e.get("trace_id")}
+    assert len(runs) == len(flows.SCENARIOS) + 10
+    wait_until(lambda: collector.text().count("Str(last_event)") == len(runs), 15,
+               f"{len(runs)} roots ended by their last event at the collector")
+    assert time.monotonic() - done < 30, "not before the idle timeout"
+    assert p.stats()["runs_shed"] == 0
+    p.shutdown()
+    assert collector.text().count("Str(last_event)") == len(runs), "a run ended twice"
+    check_run(collector, capture.payloads)
+
+
 def test_what_cannot_be_mapped_is_counted_never_raised(collector: Collector) -> None:
     p = pipeline(collector)
     mw = p.middleware()
