@@ -74,9 +74,8 @@ impl Shared {
 
     /// Count a value that could not become a FlowEvent: here, and in the
     /// pipeline's own `events_invalid` and `flowtel.sdk.events.dropped`
-    /// (reason `invalid`), by handing it an event that fails validation;
-    /// the SDK has no other public way in, and this keeps one set of
-    /// self-metrics. A warning goes to standard error once.
+    /// (reason `invalid`), one set of self-metrics. A warning goes to
+    /// standard error once.
     pub(crate) fn count_unmappable(&self, why: &Unmappable) {
         self.unmappable.fetch_add(1, Relaxed);
         if !self.warned_unmappable.swap(true, Relaxed) {
@@ -86,9 +85,8 @@ impl Shared {
                 why.0
             );
         }
-        if let (Some(p), Ok(mut ev)) = (self.pipeline(), FlowEvent::builder("_", 0.0).build()) {
-            ev.ts = f64::NAN;
-            let _ = p.record(ev);
+        if let Some(p) = self.pipeline() {
+            p.count_invalid();
         }
     }
 
