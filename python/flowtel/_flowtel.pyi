@@ -81,6 +81,12 @@ class Flowtel:
     def stats(self) -> Stats:
         """Counters of what this pipeline recorded, exported and dropped."""
 
+    def prometheus_address(self) -> str | None:
+        """Where the Prometheus endpoint listens (``"127.0.0.1:9464"``; the
+        port the system chose for port 0) when ``metrics_exporters``
+        includes ``"prometheus"``, else ``None``. Scrape
+        ``http://<address>/metrics``."""
+
 class Middleware:
     """A PenguiFlow middleware: ``await middleware(event)`` records the
     event and completes at once.

@@ -191,6 +191,16 @@ impl Flowtel {
             .is_some_and(|p| p.end_run(trace_id).is_ok()))
     }
 
+    /// Where the Prometheus endpoint listens (`"127.0.0.1:9464"`, the port
+    /// the system chose for port 0), when metrics go to `"prometheus"`;
+    /// else `None`. Scrape `http://<address>/metrics`.
+    fn prometheus_address(&self) -> Option<String> {
+        self.shared
+            .pipeline()
+            .and_then(flowtel::Flowtel::prometheus_address)
+            .map(|a| a.to_string())
+    }
+
     #[pyo3(signature = (timeout = 5.0))]
     fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
         let timeout = duration("flush", timeout)?;

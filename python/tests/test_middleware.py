@@ -14,6 +14,8 @@ import os
 import threading
 import time
 import types
+import urllib.error
+import urllib.request
 
 import flowtel
 import pytest
@@ -264,6 +266,30 @@ def test_a_full_queue_drops_and_counts_without_blocking(collector: Collector) ->
     print(f"{n} middleware calls with a full queue: {elapsed / n * 1e6:.2f} us each")
 
 
+def test_metrics_on_a_prometheus_scrape_endpoint_spans_over_otlp(collector: Collector) -> None:
+    token = "scrape-s3cret"
+    p = pipeline(collector, metrics_exporters=["prometheus"], prometheus_address="127.0.0.1:0",
+                 prometheus_bearer_token=token)
+    address = p.prometheus_address()
+    assert address is not None and address.startswith("127.0.0.1:") and not address.endswith(":0"), address
+    assert pipeline(collector).prometheus_address() is None
+    capture = asyncio.run(flows.run([p.middleware()]))
+    p.flush()
+    url = f"http://{address}/metrics"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 401
+    scrape = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(scrape, timeout=10) as r:
+        body = r.read().decode()
+    counted = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith("flow_events_total{"))
+    assert counted == len(capture.payloads), body
+    assert "trace_id" not in body and "node_id" not in body
+    p.shutdown()
+    check_run(collector, capture.payloads, spans_only=True)
+    assert "flow.events" not in collector.text(), "metrics went to the scrape endpoint only"
+
+
 def test_settings_errors_are_raised_at_construction() -> None:
     with pytest.raises(TypeError, match="unknown flowtel setting `endpiont`"):
         flowtel.Flowtel(endpiont="http://x:4317")
@@ -275,6 +301,8 @@ def test_settings_errors_are_raised_at_construction() -> None:
         flowtel.Flowtel(timeout=-1)
     with pytest.raises(ValueError, match="looks like a secret"):
         flowtel.Flowtel(console=True, span_extra_keys=["api_token"])
+    with pytest.raises(ValueError, match="unknown exporter `statsd`"):
+        flowtel.Flowtel(metrics_exporters=["statsd"])
     with pytest.raises(TypeError, match="mapping of str to str"):
         flowtel.Flowtel(headers=["x-api-key"])
     with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_PROTOCOL"):
