@@ -23,12 +23,7 @@ pub(crate) fn register(shared: &Arc<Shared>) {
 /// once; losses are counted and reported by the SDK.
 #[pyfunction]
 pub(crate) fn shutdown_all(py: Python<'_>) {
-    let all: Vec<Arc<Shared>> = LIVE
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect();
+    let all = alive();
     for s in &all {
         s.drain(py);
     }
@@ -47,13 +42,16 @@ pub(crate) fn shutdown_all(py: Python<'_>) {
 /// batch of events it inherited, which its parent converts and records.
 #[pyfunction]
 pub(crate) fn after_fork_in_child() {
-    let all: Vec<Arc<Shared>> = LIVE
-        .lock()
+    for s in alive() {
+        drop(s.batch.forget_after_fork());
+    }
+}
+
+/// The pipelines still alive.
+fn alive() -> Vec<Arc<Shared>> {
+    LIVE.lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
         .filter_map(Weak::upgrade)
-        .collect();
-    for s in &all {
-        drop(s.batch.forget_after_fork());
-    }
+        .collect()
 }
