@@ -8,7 +8,7 @@ import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from ._flowtel import Flowtel, Middleware, zero_stats
+from ._flowtel import Flowtel, Middleware, after_fork_in_child, zero_stats
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -24,6 +24,8 @@ def _after_fork_in_child() -> None:
     # A thread of the parent may have held the lock at fork time.
     global _lock
     _lock = threading.Lock()
+    # The middlewares' unconverted events are the parent's to record.
+    after_fork_in_child()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -28,6 +28,19 @@ class Settings(TypedDict, total=False):
     """One export request's timeout; else ``OTEL_EXPORTER_OTLP_TIMEOUT``, else 10 s."""
     console: bool
     """Print spans and metrics to standard output instead of exporting."""
+    traces_exporter: str
+    """Where spans go: ``"otlp"``, ``"console"`` or ``"none"``; else ``OTEL_TRACES_EXPORTER``,
+    else OTLP when an endpoint is configured, else the console."""
+    metrics_exporters: list[str]
+    """Where metrics go, any of ``"otlp"``, ``"console"``, ``"prometheus"`` (a scrape endpoint);
+    ``[]`` or ``["none"]`` for nowhere; else ``OTEL_METRICS_EXPORTER``, else like spans."""
+    prometheus_address: str
+    """``HOST:PORT`` of the Prometheus endpoint (port 0: any free port, see
+    :meth:`Flowtel.prometheus_address`); else ``OTEL_EXPORTER_PROMETHEUS_HOST`` / ``_PORT``,
+    else ``localhost:9464`` (loopback only)."""
+    prometheus_bearer_token: str
+    """Require ``Authorization: Bearer <token>`` on the Prometheus endpoint (else 401);
+    else ``FLOWTEL_PROMETHEUS_BEARER_TOKEN``; without one, keep the endpoint on loopback."""
     span_extra_keys: list[str]
     """``extra`` keys copied onto attempt spans as ``flow.extra.<key>`` (secret-looking keys refused)."""
     metric_extra_keys: list[str]
@@ -38,6 +51,11 @@ class Settings(TypedDict, total=False):
     """This process sees only part of its runs: export a partial run span, not the root (off)."""
     metric_interval: float
     """Metric export interval; else ``OTEL_METRIC_EXPORT_INTERVAL``, else 60 s."""
+    run_end_nodes: list[str]
+    """Nodes whose results go to the flow's caller (``.to()`` with no successor): their
+    ``node_success`` ends the run, its root span exported at once, when PenguiFlow's
+    ``trace_pending`` says nothing of the run is left. Failures, deadline skips and
+    cancellations end runs without it (none)."""
     run_idle_timeout: float
     """A run's root span is exported after this long without events, none of its attempts open (30 s)."""
     max_attempt_age: float

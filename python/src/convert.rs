@@ -1,9 +1,9 @@
 //! Python values → [`FlowEvent`].
 //!
 //! - A PenguiFlow `FlowEvent` object (the middleware's argument) is read
-//!   attribute by attribute: the Rust `FlowEvent` has the same fields, so
-//!   this is a copy, not a parse, and costs no JSON round trip (see
-//!   `python/bench/convert.py`).
+//!   attribute by attribute, only the fields the SDK uses: the Rust
+//!   `FlowEvent` has the same fields, so this is a copy, not a parse, and
+//!   costs no JSON round trip (`python/bench/run` times both routes).
 //! - A `FlowEvent.to_payload()` dict, or its JSON text, goes through the
 //!   SDK's one parser ([`FlowEvent::from_json`]), which knows the payload's
 //!   renamed keys.
@@ -11,7 +11,7 @@
 //! Field types follow the JSON contract: a string field takes `str` or
 //! `None`, a count a non-negative `int`, a time or latency any real number.
 //! An attribute a future PenguiFlow drops is taken as absent (its default);
-//! attributes flowtel does not know are ignored. Anything else is an
+//! attributes flowtel does not know or does not read are ignored. Anything else is an
 //! [`Unmappable`] error naming the field.
 
 use flowtel::FlowEvent;
@@ -56,6 +56,11 @@ pub(crate) fn event_type_attr<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py,
 }
 
 /// A PenguiFlow `FlowEvent` object, given its `event_type` attribute.
+///
+/// Only the attributes the SDK's mapping and metrics read are copied:
+/// `outgoing_edges`, `queue_maxsize` and `trace_cancelled` stay at their
+/// defaults. Each attribute read costs the event loop time, and the
+/// middleware runs on every event of the flow.
 pub(crate) fn from_object(
     obj: &Bound<'_, PyAny>,
     event_type: &Bound<'_, PyAny>,
@@ -88,8 +93,6 @@ pub(crate) fn from_object(
     let counts = [
         (intern!(py, "queue_depth_in"), &mut ev.queue_depth_in),
         (intern!(py, "queue_depth_out"), &mut ev.queue_depth_out),
-        (intern!(py, "outgoing_edges"), &mut ev.outgoing_edges),
-        (intern!(py, "queue_maxsize"), &mut ev.queue_maxsize),
         (intern!(py, "trace_inflight"), &mut ev.trace_inflight),
     ];
     for (name, field) in counts {
@@ -103,12 +106,6 @@ pub(crate) fn from_object(
         } else {
             Some(int("trace_pending", &v)?)
         };
-    }
-    if let Some(v) = attr(obj, intern!(py, "trace_cancelled"))? {
-        ev.trace_cancelled = v
-            .cast::<PyBool>()
-            .map_err(|_| wrong("trace_cancelled", "a bool", &v))?
-            .is_true();
     }
     if let Some(v) = attr(obj, intern!(py, "extra"))? {
         extra_into(&v, &mut ev.extra)?;

@@ -11,6 +11,7 @@
 //! | `settings.rs` | keyword settings → [`flowtel::FlowtelBuilder`] |
 //! | `convert.rs` | Python values → [`flowtel::FlowEvent`] |
 //! | `middleware.rs` | the PenguiFlow middleware and the completed awaitable it returns |
+//! | `batch.rs` | the middleware's events, converted a batch at a time |
 //! | `live.rs` | the pipelines alive in this process, shut down at exit |
 //!
 //! The process-wide pipeline, the exit hooks and the public names are in
@@ -18,6 +19,17 @@
 
 use pyo3::prelude::*;
 
+/// The middleware allocates an event's strings on the event loop's thread
+/// and the mapping thread frees them. With glibc's malloc those frees go
+/// back to the loop thread's arena under its lock, and the loop's own
+/// allocations (Python's included) then take malloc's slow paths; mimalloc
+/// frees across threads lock-free, into the page's owner. It serves only
+/// this extension's Rust allocations: Python keeps its own allocator.
+/// Measured with `python/bench/run` (see the README's overhead table).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod batch;
 mod convert;
 mod live;
 mod middleware;
@@ -48,6 +60,7 @@ fn _flowtel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FlowtelError", py.get_type::<FlowtelError>())?;
     m.add("FlushError", py.get_type::<FlushError>())?;
     m.add_function(wrap_pyfunction!(live::shutdown_all, m)?)?;
+    m.add_function(wrap_pyfunction!(live::after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(pipeline::zero_stats, m)?)?;
     m.add("SETTINGS", pyo3::types::PyTuple::new(py, settings::NAMES)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -23,12 +23,10 @@ pub(crate) fn register(shared: &Arc<Shared>) {
 /// once; losses are counted and reported by the SDK.
 #[pyfunction]
 pub(crate) fn shutdown_all(py: Python<'_>) {
-    let all: Vec<Arc<Shared>> = LIVE
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect();
+    let all = alive();
+    for s in &all {
+        s.drain(py);
+    }
     py.detach(|| {
         thread::scope(|scope| {
             for s in all.iter().filter(|s| !s.exit_timeout.is_zero()) {
@@ -38,4 +36,22 @@ pub(crate) fn shutdown_all(py: Python<'_>) {
             }
         })
     });
+}
+
+/// In a forked child (`os.register_at_fork`): every pipeline forgets the
+/// batch of events it inherited, which its parent converts and records.
+#[pyfunction]
+pub(crate) fn after_fork_in_child() {
+    for s in alive() {
+        drop(s.batch.forget_after_fork());
+    }
+}
+
+/// The pipelines still alive.
+fn alive() -> Vec<Arc<Shared>> {
+    LIVE.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect()
 }

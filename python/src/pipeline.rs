@@ -1,5 +1,6 @@
 //! The `Flowtel` class: one flowtel pipeline as Python sees it.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
+use crate::batch::Batch;
 use crate::convert::{self, Unmappable};
 use crate::middleware::Middleware;
 use crate::{live, settings, FlowtelError, FlushError};
@@ -21,6 +23,8 @@ pub(crate) struct Shared {
     unmappable: AtomicU64,
     warned_unmappable: AtomicBool,
     pub(crate) exit_timeout: Duration,
+    /// The middlewares' events not converted yet (see `batch.rs`).
+    pub(crate) batch: Batch,
 }
 
 impl Shared {
@@ -49,11 +53,29 @@ impl Shared {
         self.record(converted)
     }
 
+    /// [`record_from_runtime`](Self::record_from_runtime), a panic counted
+    /// as unmappable: the middleware's path never raises.
+    pub(crate) fn record_caught(&self, event: &Bound<'_, PyAny>) {
+        let recorded = catch_unwind(AssertUnwindSafe(|| {
+            self.record_from_runtime(event);
+        }));
+        if recorded.is_err() {
+            self.count_unmappable(&Unmappable("flowtel panicked converting it".into()));
+        }
+    }
+
+    /// Convert and queue the middlewares' batch, in order. Everything that
+    /// must see every event recorded so far calls this first.
+    pub(crate) fn drain(&self, py: Python<'_>) {
+        for event in self.batch.take() {
+            self.record_caught(event.bind(py));
+        }
+    }
+
     /// Count a value that could not become a FlowEvent: here, and in the
     /// pipeline's own `events_invalid` and `flowtel.sdk.events.dropped`
-    /// (reason `invalid`), by handing it an event that fails validation;
-    /// the SDK has no other public way in, and this keeps one set of
-    /// self-metrics. A warning goes to standard error once.
+    /// (reason `invalid`), one set of self-metrics. A warning goes to
+    /// standard error once.
     pub(crate) fn count_unmappable(&self, why: &Unmappable) {
         self.unmappable.fetch_add(1, Relaxed);
         if !self.warned_unmappable.swap(true, Relaxed) {
@@ -63,9 +85,8 @@ impl Shared {
                 why.0
             );
         }
-        if let (Some(p), Ok(mut ev)) = (self.pipeline(), FlowEvent::builder("_", 0.0).build()) {
-            ev.ts = f64::NAN;
-            let _ = p.record(ev);
+        if let Some(p) = self.pipeline() {
+            p.count_invalid();
         }
     }
 
@@ -131,6 +152,7 @@ impl Flowtel {
             unmappable: AtomicU64::new(0),
             warned_unmappable: AtomicBool::new(false),
             exit_timeout: s.exit_timeout,
+            batch: Batch::default(),
         });
         live::register(&shared);
         Ok(Flowtel { shared })
@@ -144,6 +166,7 @@ impl Flowtel {
     /// Record a `FlowEvent.to_payload()` dict, its JSON text (`str` or
     /// `bytes`), or a PenguiFlow `FlowEvent`. True when queued.
     fn record(&self, payload: &Bound<'_, PyAny>) -> bool {
+        self.shared.drain(payload.py());
         let is_payload = payload.is_instance_of::<PyDict>()
             || payload.is_instance_of::<PyString>()
             || payload.is_instance_of::<PyBytes>();
@@ -155,21 +178,33 @@ impl Flowtel {
     }
 
     /// End the run `trace_id` now (export its root span). True when queued.
-    fn end_run(&self, trace_id: &Bound<'_, PyAny>) -> PyResult<bool> {
+    fn end_run(&self, py: Python<'_>, trace_id: &Bound<'_, PyAny>) -> PyResult<bool> {
         let trace_id: String = trace_id
             .cast::<PyString>()
             .map_err(|_| PyTypeError::new_err("end_run takes a trace id (str)"))?
             .to_str()?
             .to_owned();
+        self.shared.drain(py);
         Ok(self
             .shared
             .pipeline()
             .is_some_and(|p| p.end_run(trace_id).is_ok()))
     }
 
+    /// Where the Prometheus endpoint listens (`"127.0.0.1:9464"`, the port
+    /// the system chose for port 0), when metrics go to `"prometheus"`;
+    /// else `None`. Scrape `http://<address>/metrics`.
+    fn prometheus_address(&self) -> Option<String> {
+        self.shared
+            .pipeline()
+            .and_then(flowtel::Flowtel::prometheus_address)
+            .map(|a| a.to_string())
+    }
+
     #[pyo3(signature = (timeout = 5.0))]
     fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
         let timeout = duration("flush", timeout)?;
+        self.shared.drain(py);
         let Some(p) = self.shared.pipeline() else {
             return Err(flush_error(flowtel::FlushError::ShutDown));
         };
@@ -179,11 +214,13 @@ impl Flowtel {
     #[pyo3(signature = (timeout = 5.0))]
     fn shutdown(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
         let timeout = duration("shutdown", timeout)?;
+        self.shared.drain(py);
         py.detach(|| self.shared.shutdown(timeout))
             .map_err(flush_error)
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.shared.drain(py);
         let s = self
             .shared
             .pipeline()
@@ -192,7 +229,8 @@ impl Flowtel {
         stats_dict(py, &s, self.shared.unmappable.load(Relaxed))
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        self.shared.drain(py);
         let s = self
             .shared
             .pipeline()

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use flowtel::{FlowtelBuilder, Protocol};
+use flowtel::{Exporter, FlowtelBuilder, Protocol};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -27,11 +27,16 @@ pub(crate) const NAMES: &[&str] = &[
     "headers",
     "timeout",
     "console",
+    "traces_exporter",
+    "metrics_exporters",
+    "prometheus_address",
+    "prometheus_bearer_token",
     "span_extra_keys",
     "metric_extra_keys",
     "tenant_metrics",
     "partial_runs",
     "metric_interval",
+    "run_end_nodes",
     "run_idle_timeout",
     "max_attempt_age",
     "queue_capacity",
@@ -93,6 +98,15 @@ fn apply(s: &mut Settings, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
         "timeout" => b.with_export_timeout(seconds(key, v)?),
         "console" if flag(key, v)? => b.with_console(),
         "console" => b,
+        "traces_exporter" => b.with_traces_exporter(exporter(key, &string(key, v)?)?),
+        "metrics_exporters" => b.with_metrics_exporters(
+            strings(key, v)?
+                .iter()
+                .map(|e| exporter(key, e))
+                .collect::<PyResult<Vec<_>>>()?,
+        ),
+        "prometheus_address" => b.with_prometheus_address(string(key, v)?),
+        "prometheus_bearer_token" => b.with_prometheus_bearer_token(string(key, v)?),
         "span_extra_keys" => strings(key, v)?
             .into_iter()
             .fold(b, FlowtelBuilder::with_span_extra_key),
@@ -102,6 +116,9 @@ fn apply(s: &mut Settings, key: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
         "tenant_metrics" => b.with_tenant_metrics(flag(key, v)?),
         "partial_runs" => b.with_partial_runs(flag(key, v)?),
         "metric_interval" => b.with_metric_interval(seconds(key, v)?),
+        "run_end_nodes" => strings(key, v)?
+            .into_iter()
+            .fold(b, FlowtelBuilder::with_run_end_node),
         "run_idle_timeout" => b.with_run_idle_timeout(seconds(key, v)?),
         "max_attempt_age" => b.with_max_attempt_age(seconds(key, v)?),
         "queue_capacity" => b.with_queue_capacity(count(key, v)?),
@@ -146,6 +163,13 @@ fn protocol(v: &Bound<'_, PyAny>) -> PyResult<Protocol> {
             "flowtel setting `protocol`: `{other}` is not supported (use \"grpc\" or \"http/protobuf\")"
         ))),
     }
+}
+
+/// An exporter's word, as in `OTEL_TRACES_EXPORTER` (`otlp`, `console`,
+/// `prometheus`, `none`).
+fn exporter(key: &str, word: &str) -> PyResult<Exporter> {
+    word.parse()
+        .map_err(|e| PyValueError::new_err(format!("flowtel setting `{key}`: {e}")))
 }
 
 fn flag(key: &str, v: &Bound<'_, PyAny>) -> PyResult<bool> {

@@ -10,16 +10,19 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import threading
 import time
 import types
+import urllib.error
+import urllib.request
 
 import flowtel
 import pytest
 from penguiflow import FlowEvent
 
 import flows
-from conftest import Collector, check_run
+from conftest import Collector, check_run, wait_until
 
 EVENTS_DROPPED = "flowtel.sdk.events.dropped"
 
@@ -52,6 +55,75 @@ def test_the_awaitable_is_already_complete(collector: Collector) -> None:
     assert asyncio.run(many()) == [None] * 100
 
 
+def at_collector(collector: Collector, node: str) -> bool:
+    """A span of node ``node`` reached the collector (a unique name)."""
+    return f"Str({node})" in collector.text()
+
+
+def test_a_batch_that_never_fills_goes_out_on_the_loops_timer(collector: Collector) -> None:
+    """The middleware converts its events a batch at a time; a batch that
+    does not fill is converted by a timer on the running loop: no flush, no
+    stats(), nothing but the loop running on."""
+    mw = pipeline(collector).middleware()
+
+    async def main() -> None:
+        await mw(event(node_name="timer-drained", ts=time.time()))
+        deadline = time.monotonic() + 20
+        while not at_collector(collector, "timer-drained"):
+            assert time.monotonic() < deadline, "the span never reached the collector"
+            await asyncio.sleep(0.02)
+
+    asyncio.run(main())
+
+
+def test_the_last_batch_goes_out_when_asyncio_run_closes_its_loop(collector: Collector) -> None:
+    """asyncio.run() returning closes its loop before the batch's timer
+    fires: the batch is converted then, not at the next flowtel call."""
+    mw = pipeline(collector).middleware()
+
+    async def main() -> None:
+        await mw(event(node_name="loop-closed", ts=time.time()))
+
+    asyncio.run(main())
+    wait_until(lambda: at_collector(collector, "loop-closed"), 20, "the span at the collector")
+
+
+def test_a_forked_child_leaves_the_parents_batch_to_the_parent(collector: Collector) -> None:
+    p = pipeline(collector)
+    mw = p.middleware()
+
+    async def main() -> int:
+        await mw(event(node_name="before-fork", ts=time.time()))  # kept in the batch
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if p.stats()["events_recorded"] == 0 else 3)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    assert asyncio.run(main()) == 0, "the child recorded its parent's event"
+    assert p.stats()["events_recorded"] == 1
+
+
+def test_roots_go_out_at_each_runs_last_event_not_after_the_idle_timeout(collector: Collector) -> None:
+    """PenguiFlow emits no run-end event. With the flow's last node named
+    (``run_end_nodes``), every kind of run (success, retry, terminal
+    timeout, cancellation, deadline skip, runs in parallel) has its root
+    span at the collector at once, with no flush, while the idle timeout
+    (30 s) is far away; nothing is shed."""
+    p = pipeline(collector, run_end_nodes=["summarize"])
+    capture = asyncio.run(flows.run([p.middleware()], extra_runs=10))
+    done = time.monotonic()
+    runs = {e["trace_id"] for e in capture.payloads if e.get("trace_id")}
+    assert len(runs) == len(flows.SCENARIOS) + 10
+    wait_until(lambda: collector.text().count("Str(last_event)") == len(runs), 15,
+               f"{len(runs)} roots ended by their last event at the collector")
+    assert time.monotonic() - done < 30, "not before the idle timeout"
+    assert p.stats()["runs_shed"] == 0
+    p.shutdown()
+    assert collector.text().count("Str(last_event)") == len(runs), "a run ended twice"
+    check_run(collector, capture.payloads)
+
+
 def test_what_cannot_be_mapped_is_counted_never_raised(collector: Collector) -> None:
     p = pipeline(collector)
     mw = p.middleware()
@@ -70,7 +142,6 @@ def test_what_cannot_be_mapped_is_counted_never_raised(collector: Collector) -> 
         event(attempt=-1),
         event(node_name=7),
         event(queue_depth_in=1.5),
-        event(trace_cancelled="no"),
         Exploding(),
         42,
         None,
@@ -95,6 +166,9 @@ def test_what_cannot_be_mapped_is_counted_never_raised(collector: Collector) -> 
                      "big": 2**70, "set": {1, 2}, 3: "int key", "deep": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}),
         FutureFlowEvent("node_success", time.time(), "future", "3e512c5b0a184257a25c215d19544e6b", 3.0, 0.2),
         event(attempt=True, latency_ms=7),  # bool is an int, int is a number
+        # Fields the mapping never reads are not read at all (each read
+        # costs the event loop), so their types cannot cost the event.
+        event(trace_cancelled="no", outgoing_edges=None, queue_maxsize="64"),
     ]
 
     async def feed() -> None:
@@ -192,6 +266,30 @@ def test_a_full_queue_drops_and_counts_without_blocking(collector: Collector) ->
     print(f"{n} middleware calls with a full queue: {elapsed / n * 1e6:.2f} us each")
 
 
+def test_metrics_on_a_prometheus_scrape_endpoint_spans_over_otlp(collector: Collector) -> None:
+    token = "scrape-s3cret"
+    p = pipeline(collector, metrics_exporters=["prometheus"], prometheus_address="127.0.0.1:0",
+                 prometheus_bearer_token=token)
+    address = p.prometheus_address()
+    assert address is not None and address.startswith("127.0.0.1:") and not address.endswith(":0"), address
+    assert pipeline(collector).prometheus_address() is None
+    capture = asyncio.run(flows.run([p.middleware()]))
+    p.flush()
+    url = f"http://{address}/metrics"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 401
+    scrape = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(scrape, timeout=10) as r:
+        body = r.read().decode()
+    counted = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith("flow_events_total{"))
+    assert counted == len(capture.payloads), body
+    assert "trace_id" not in body and "node_id" not in body
+    p.shutdown()
+    check_run(collector, capture.payloads, spans_only=True)
+    assert "flow.events" not in collector.text(), "metrics went to the scrape endpoint only"
+
+
 def test_settings_errors_are_raised_at_construction() -> None:
     with pytest.raises(TypeError, match="unknown flowtel setting `endpiont`"):
         flowtel.Flowtel(endpiont="http://x:4317")
@@ -203,6 +301,8 @@ def test_settings_errors_are_raised_at_construction() -> None:
         flowtel.Flowtel(timeout=-1)
     with pytest.raises(ValueError, match="looks like a secret"):
         flowtel.Flowtel(console=True, span_extra_keys=["api_token"])
+    with pytest.raises(ValueError, match="unknown exporter `statsd`"):
+        flowtel.Flowtel(metrics_exporters=["statsd"])
     with pytest.raises(TypeError, match="mapping of str to str"):
         flowtel.Flowtel(headers=["x-api-key"])
     with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_PROTOCOL"):

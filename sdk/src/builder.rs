@@ -265,6 +265,28 @@ impl FlowtelBuilder {
         self
     }
 
+    /// A node whose results go to the flow's caller (PenguiFlow: `.to()`
+    /// with no successor): its `node_success` ends the run at once, its
+    /// root span exported then, when the event says nothing of the run is
+    /// left (`trace_pending` at most 2: its input and its result;
+    /// `trace_inflight` 0). Call once per such node. Terminal failures,
+    /// deadline skips and cancellations end a run by themselves, with no
+    /// setting; a successful run needs this, since its last `node_success`
+    /// looks like any other's. See the crate docs, "When a run ends".
+    ///
+    /// ```
+    /// let flowtel = flowtel::Flowtel::builder()
+    ///     .with_console()
+    ///     .with_run_end_node("respond")
+    ///     .build()
+    ///     .unwrap();
+    /// # flowtel.shutdown(std::time::Duration::from_secs(1)).unwrap();
+    /// ```
+    pub fn with_run_end_node(mut self, node_name: impl Into<String>) -> Self {
+        self.config.run_end_nodes.push(node_name.into());
+        self
+    }
+
     /// Open runs tracked at once (default 10 000); the least recently active
     /// runs are ended early (a tenth at a time) when a new one would exceed
     /// this, and counted in `flowtel.sdk.state.shed`.

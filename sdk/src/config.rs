@@ -73,6 +73,7 @@ pub(crate) struct Config {
     pub(crate) max_attribute_len: usize,
     pub(crate) backpressure: bool,
     pub(crate) span_extra_keys: Vec<String>,
+    pub(crate) run_end_nodes: Vec<String>,
     pub(crate) ca_pem: Option<Vec<u8>>,
     /// Chosen in code: where spans go (see `exporters.rs`).
     pub(crate) traces_exporter: Option<Exporter>,
@@ -112,6 +113,7 @@ impl Default for Config {
             max_attribute_len: 256,
             backpressure: false,
             span_extra_keys: Vec::new(),
+            run_end_nodes: Vec::new(),
             ca_pem: None,
             traces_exporter: None,
             metrics_exporters: None,
@@ -258,6 +260,7 @@ impl Config {
             max_attr_len: self.max_attribute_len,
             span_extra_keys: self.span_extra_keys.clone(),
             partial_runs: self.partial_runs,
+            run_end_nodes: self.run_end_nodes.clone(),
         }
     }
 }

@@ -51,9 +51,13 @@
 //!   [`Flowtel::shutdown_async`] never block an executor thread. Dropping the
 //!   last handle flushes within [`DROP_FLUSH_TIMEOUT`]. In a child process
 //!   after `fork()`, the first call starts a pipeline of the child's own.
-//! - A run's root span is exported when the run ends: idle for
-//!   `run_idle_timeout` (30 s) with no attempt open, [`Flowtel::end_run`],
-//!   shutdown, or shed by the state budget. Span ids are derived from the
+//! - A run's root span is exported when the run ends: at its last event,
+//!   when the event says nothing of the run is left (PenguiFlow's
+//!   `trace_pending` / `trace_inflight` on a terminal failure, a deadline
+//!   skip, the end of a cancellation, or the success of a node named with
+//!   [`FlowtelBuilder::with_run_end_node`]); idle for
+//!   `run_idle_timeout` (30 s) with no attempt open; [`Flowtel::end_run`];
+//!   shutdown; or shed by the state budget. Span ids are derived from the
 //!   events, so processes that each see part of a run agree on them; one of
 //!   them owns the root, the others use
 //!   [`FlowtelBuilder::with_partial_runs`].

@@ -23,7 +23,8 @@ pub struct Stats {
     pub events_processed: u64,
     /// Events dropped because the queue was full.
     pub events_dropped_queue_full: u64,
-    /// Events rejected by validation.
+    /// Events rejected by validation, and values that could not be made
+    /// events ([`Flowtel::count_invalid`](crate::Flowtel::count_invalid)).
     pub events_invalid: u64,
     /// Events recorded after shutdown.
     pub events_after_shutdown: u64,

@@ -23,7 +23,8 @@ pub mod attr {
     pub const RUN_CANCELLED: &str = "flow.run.cancelled";
     /// Number of node attempts seen in the run (root span).
     pub const RUN_ATTEMPTS: &str = "flow.run.attempts";
-    /// Why the root span was ended: `idle`, `explicit`, `shutdown` or `evicted`.
+    /// Why the root span was ended: `last_event` (the run's events said it
+    /// was over), `idle`, `explicit`, `shutdown` or `evicted`.
     pub const RUN_END_REASON: &str = "flow.run.end_reason";
     /// `true` on a partial run span: the part of a run one pipeline saw when
     /// it is not the run's root owner, or events that arrived after this

@@ -14,7 +14,10 @@
 //!
 //! ## When a run ends
 //!
-//! A run ends when no event of it has arrived for `run_idle_timeout` **and
+//! A run ends at its last event, when its events say that nothing of it is
+//! left (a terminal failure or deadline skip of its only message, the end
+//! of its cancellation, the success of a run end node: see `run_end.rs`);
+//! when no event of it has arrived for `run_idle_timeout` **and
 //! none of its attempts is still open** (a node calling an LLM for minutes
 //! keeps its run open), on [`Flowtel::end_run`](crate::Flowtel::end_run),
 //! at shutdown, or when it is shed to stay within the state budget (least
@@ -41,6 +44,7 @@
 mod build;
 mod event_in_run;
 mod observe;
+mod run_end;
 mod state;
 
 use std::collections::VecDeque;
@@ -77,6 +81,8 @@ pub(crate) struct MappingConfig {
     pub(crate) max_attr_len: usize,
     pub(crate) span_extra_keys: Vec<String>,
     pub(crate) partial_runs: bool,
+    /// Nodes whose `node_success` may end a run (see `run_end.rs`).
+    pub(crate) run_end_nodes: Vec<String>,
 }
 
 /// What the mapping dropped or shed, by reason.
@@ -120,6 +126,7 @@ pub(crate) enum Verdict {
 
 #[derive(Clone, Copy)]
 enum EndReason {
+    LastEvent,
     Idle,
     Explicit,
     Shutdown,
@@ -129,6 +136,7 @@ enum EndReason {
 impl EndReason {
     fn as_str(self) -> &'static str {
         match self {
+            EndReason::LastEvent => "last_event",
             EndReason::Idle => "idle",
             EndReason::Explicit => "explicit",
             EndReason::Shutdown => "shutdown",
@@ -213,7 +221,9 @@ impl SpanMapper {
         );
         let after = run.units();
         self.units = self.units + after - before;
-        if self.units > self.cfg.state_budget {
+        if verdict == Verdict::Mapped && run_end::is_last_event(ev, &self.cfg.run_end_nodes) {
+            self.finish(trace, EndReason::LastEvent, fx);
+        } else if self.units > self.cfg.state_budget {
             self.shed_to_budget(fx);
         }
         verdict
@@ -399,6 +409,7 @@ mod tests {
             max_attr_len: 64,
             span_extra_keys: Vec::new(),
             partial_runs: false,
+            run_end_nodes: Vec::new(),
         }
     }
 

@@ -51,6 +51,7 @@ mod tests {
             max_attr_len: 64,
             span_extra_keys: Vec::new(),
             partial_runs: false,
+            run_end_nodes: Vec::new(),
         })
     }
 

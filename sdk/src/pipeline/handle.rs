@@ -160,6 +160,33 @@ impl Flowtel {
         self.here()?.enqueue(event, None)
     }
 
+    /// Count an event that could not even be made a [`FlowEvent`]: a value
+    /// of the wrong shape from a runtime, a field of the wrong type. It is
+    /// dropped and counted like an event that fails validation, in
+    /// [`Stats::events_invalid`](crate::Stats::events_invalid) and
+    /// `flowtel.sdk.events.dropped` (`flowtel.reason=invalid`); after
+    /// shutdown, in `events_after_shutdown`. For bridges and language
+    /// bindings that convert events themselves (the Python package counts
+    /// what its middleware cannot map here).
+    ///
+    /// ```
+    /// let flowtel = flowtel::Flowtel::builder().with_console().build().unwrap();
+    /// flowtel.count_invalid();
+    /// assert_eq!(flowtel.stats().events_invalid, 1);
+    /// # flowtel.shutdown(std::time::Duration::from_secs(1)).unwrap();
+    /// ```
+    pub fn count_invalid(&self) {
+        let Ok(this) = self.here() else {
+            return;
+        };
+        let c = &this.inner.stats;
+        if this.inner.shut.load(Ordering::Acquire) {
+            c.events_after_shutdown.fetch_add(1, Ordering::Relaxed);
+        } else {
+            c.events_invalid.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Like [`record`](Flowtel::record), but when the queue is full wait up
     /// to `timeout` for room instead of dropping the event: backpressure for
     /// producers that can afford to wait (log replays, bridges). Never use it
