@@ -80,6 +80,8 @@ struct Run {
     fx: Effects,
     /// Spans mapped and not encoded yet (the buffer).
     pending: Vec<SpanData>,
+    /// The batch being encoded.
+    batch: Vec<SpanData>,
     batch_size: usize,
     resource: export::SpanResource,
     sender: Option<Sender>,
@@ -106,6 +108,7 @@ pub fn measure(input: &[u8], send_to: Option<(&str, Protocol)>) -> Result<Report
         ),
         fx: Effects::default(),
         pending: Vec::new(),
+        batch: Vec::new(),
         batch_size: config.max_export_batch,
         resource: export::SpanResource::new(&Resource::builder().build()),
         sender: send_to.map(|(e, p)| Sender::new(e, p)).transpose()?,
@@ -162,12 +165,17 @@ pub fn measure(input: &[u8], send_to: Option<(&str, Protocol)>) -> Result<Report
         run.export(false)?;
     }
     // The end of the input ends every open run, as EOF does in `flowtel
-    // ingest`.
-    let t = Instant::now();
-    run.mapper.end_all(&mut run.fx);
-    run.pending.append(&mut run.fx.spans);
-    run.wall[MAP] += t.elapsed();
-    run.export(true)?;
+    // ingest`, a few hundred runs at a time as the mapping thread does.
+    loop {
+        let t = Instant::now();
+        let more = run.mapper.end_some(256, &mut run.fx);
+        run.pending.append(&mut run.fx.spans);
+        run.wall[MAP] += t.elapsed();
+        run.export(!more)?;
+        if !more {
+            break;
+        }
+    }
 
     let sending = run.sender.is_some();
     let stages = STAGES
@@ -196,9 +204,11 @@ impl Run {
         while self.pending.len() >= self.batch_size || (all && !self.pending.is_empty()) {
             let n = self.pending.len().min(self.batch_size);
             let t = Instant::now();
-            let batch: Vec<SpanData> = self.pending.drain(..n).collect();
-            self.spans += batch.len() as u64;
-            let bytes = export::encode_spans(batch, &self.resource);
+            self.batch.extend(self.pending.drain(..n));
+            self.spans += self.batch.len() as u64;
+            let bytes = export::encode_spans(&self.batch, &self.resource);
+            // As the export loop: the batch's room is kept for the next.
+            self.batch.clear();
             self.wall[ENCODE] += t.elapsed();
             self.encoded_bytes += bytes.len() as u64;
             if let Some(sender) = &self.sender {

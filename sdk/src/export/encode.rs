@@ -15,8 +15,8 @@ pub(crate) use super::span_proto::SpanResource;
 
 /// An `ExportTraceServiceRequest` with the batch (written straight from
 /// the spans: see `span_proto.rs`).
-pub(crate) fn spans(batch: Vec<SpanData>, resource: &SpanResource) -> Vec<u8> {
-    super::span_proto::encode(&batch, resource)
+pub(crate) fn spans(batch: &[SpanData], resource: &SpanResource) -> Vec<u8> {
+    super::span_proto::encode(batch, resource)
 }
 
 /// An `ExportMetricsServiceRequest` with the collection (and the

@@ -20,8 +20,9 @@ pub(crate) trait SpanSink: Send + Sync + 'static {
     /// Whether a request that timed out is worth sending again.
     const RETRIES: bool;
 
-    /// Make a batch ready to send (OTLP: encode and compress it, once).
-    fn prepare(&self, spans: Vec<SpanData>) -> Self::Batch;
+    /// Make a batch ready to send (OTLP: encode and compress it, once),
+    /// taking the spans out of `spans` (whose room the caller reuses).
+    fn prepare(&self, spans: &mut Vec<SpanData>) -> Self::Batch;
 
     /// Send it once and say what happened. `timeout` bounds the request.
     fn send<'a>(
@@ -42,8 +43,10 @@ impl SpanSink for OtlpSpans {
     type Batch = Bytes;
     const RETRIES: bool = true;
 
-    fn prepare(&self, spans: Vec<SpanData>) -> Bytes {
-        self.transport.prepare(encode::spans(spans, &self.resource))
+    fn prepare(&self, spans: &mut Vec<SpanData>) -> Bytes {
+        let encoded = encode::spans(spans, &self.resource);
+        spans.clear();
+        self.transport.prepare(encoded)
     }
 
     fn send<'a>(
@@ -63,8 +66,8 @@ impl<E: SpanExporter + Sync + 'static> SpanSink for Local<E> {
     type Batch = Vec<SpanData>;
     const RETRIES: bool = false;
 
-    fn prepare(&self, spans: Vec<SpanData>) -> Vec<SpanData> {
-        spans
+    fn prepare(&self, spans: &mut Vec<SpanData>) -> Vec<SpanData> {
+        std::mem::take(spans)
     }
 
     fn send<'a>(

@@ -261,11 +261,20 @@ impl SpanMapper {
     }
 
     /// End every open run (shutdown).
+    #[cfg(test)]
     pub(crate) fn end_all(&mut self, fx: &mut Effects) {
-        let all: Vec<TraceId> = self.runs.keys().copied().collect();
-        for t in all {
+        while self.end_some(usize::MAX, fx) {}
+    }
+
+    /// End up to `n` open runs (shutdown); whether any is left. The caller
+    /// hands each chunk's spans on before the next, so that ending many runs
+    /// never grows one vector of all their spans.
+    pub(crate) fn end_some(&mut self, n: usize, fx: &mut Effects) -> bool {
+        let some: Vec<TraceId> = self.runs.keys().take(n).copied().collect();
+        for t in some {
             self.finish(t, EndReason::Shutdown, fx);
         }
+        !self.runs.is_empty()
     }
 
     /// Open runs and the state units they hold (for tests and stats).

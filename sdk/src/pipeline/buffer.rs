@@ -119,13 +119,14 @@ impl SpanBuffer {
         }
     }
 
-    /// Up to one batch, oldest first; it stays counted against the capacity
-    /// until [`settle`](Self::settle)d.
-    pub(super) fn take_batch(&self) -> Vec<SpanData> {
+    /// Up to one batch, oldest first, into `into` (the export loop's own
+    /// vector, reused from batch to batch); it stays counted against the
+    /// capacity until [`settle`](Self::settle)d.
+    pub(super) fn take_batch(&self, into: &mut Vec<SpanData>) {
         let mut s = lock(&self.spans);
         let n = s.queue.len().min(self.batch);
         s.taken += n;
-        s.queue.drain(..n).collect()
+        into.extend(s.queue.drain(..n));
     }
 
     /// `n` taken spans are done with (exported, rejected or dropped).
@@ -181,7 +182,8 @@ mod tests {
         let stats = Counters::default();
         let b = SpanBuffer::new(10, 4, false);
         b.push(&mut spans(8), &stats);
-        let held = b.take_batch();
+        let mut held = Vec::new();
+        b.take_batch(&mut held);
         assert_eq!(held.len(), 4);
         // 4 queued + 4 held: room for 2 more, not 6.
         b.push(&mut spans(5), &stats);

@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use opentelemetry_sdk::trace::SpanData;
 use tokio::sync::mpsc as tmpsc;
 
 use super::buffer::SpanBuffer;
@@ -77,6 +78,8 @@ impl ExportLoop {
         mut cmds: tmpsc::UnboundedReceiver<ExportCmd>,
     ) {
         let mut held: Option<Held<S::Batch>> = None;
+        // The vector batches are taken into: its room is reused.
+        let mut batch = Vec::new();
         // Pending flushes, with the failed attempts each has seen.
         let mut flushes: Vec<(Reply, u32)> = Vec::new();
         let mut paused = false;
@@ -96,7 +99,7 @@ impl ExportLoop {
                     flushes.push((reply, 0));
                 }
                 Some(ExportCmd::Shutdown(deadline, reply)) => {
-                    let r = self.shutdown(&sink, held, deadline).await;
+                    let r = self.shutdown(&sink, held, &mut batch, deadline).await;
                     for (f, _) in flushes {
                         let _ = f.send(r.clone());
                     }
@@ -105,7 +108,7 @@ impl ExportLoop {
                 }
                 None => {}
             }
-            match self.drain(&sink, &mut held, None).await {
+            match self.drain(&sink, &mut held, &mut batch, None).await {
                 Drained::Empty(rejected) => {
                     paused = false;
                     let answer = rejected.map_or(Ok(()), |e| Err(FlushError::Export(e)));
@@ -138,6 +141,7 @@ impl ExportLoop {
         &self,
         sink: &S,
         held: &mut Option<Held<S::Batch>>,
+        batch: &mut Vec<SpanData>,
         deadline: Option<Instant>,
     ) -> Drained {
         let mut rejected = None;
@@ -155,13 +159,13 @@ impl ExportLoop {
             let mut h = match held.take() {
                 Some(h) => h,
                 None => {
-                    let spans = self.buffer.take_batch();
-                    if spans.is_empty() {
+                    self.buffer.take_batch(batch);
+                    if batch.is_empty() {
                         return Drained::Empty(rejected);
                     }
-                    let n = spans.len();
+                    let n = batch.len();
                     Held {
-                        batch: sink.prepare(spans),
+                        batch: sink.prepare(batch),
                         spans: n,
                     }
                 }
@@ -245,6 +249,7 @@ impl ExportLoop {
         &self,
         sink: &S,
         mut held: Option<Held<S::Batch>>,
+        batch: &mut Vec<SpanData>,
         deadline: Instant,
     ) -> Result<(), FlushError> {
         // Like a flush: one attempt now, unless the collector asked to wait.
@@ -255,7 +260,7 @@ impl ExportLoop {
             if Instant::now() >= deadline {
                 break Err(error.unwrap_or_else(unsent));
             }
-            match self.drain(sink, &mut held, Some(deadline)).await {
+            match self.drain(sink, &mut held, batch, Some(deadline)).await {
                 Drained::Empty(None) => break Ok(()),
                 Drained::Empty(Some(e)) => break Err(e),
                 Drained::Failed(e) => error = Some(e),

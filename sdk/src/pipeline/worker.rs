@@ -198,9 +198,16 @@ impl Worker {
                     .fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.mapper.end_all(&mut fx);
-        self.apply(&mut fx, &mut pending);
-        self.buffer.push(&mut pending, &self.stats);
+        // A few hundred runs at a time: their spans go to the buffer (and
+        // wait for room there, with backpressure) before the next ones end.
+        loop {
+            let more = self.mapper.end_some(256, &mut fx);
+            self.apply(&mut fx, &mut pending);
+            self.buffer.push(&mut pending, &self.stats);
+            if !more {
+                break;
+            }
+        }
         self.metrics.flush_pending();
 
         // Spans first, then the final metric export, so that the last
