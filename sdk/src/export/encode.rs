@@ -14,7 +14,7 @@ use crate::exemplars::Exemplars;
 pub(crate) use super::span_proto::SpanResource;
 
 /// An `ExportTraceServiceRequest` with the batch (written straight from
-/// the spans: see `span_proto.rs`).
+/// the spans: see `span_proto/`).
 pub(crate) fn spans(batch: &[SpanData], resource: &SpanResource) -> Vec<u8> {
     super::span_proto::encode(batch, resource)
 }

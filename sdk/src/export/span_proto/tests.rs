@@ -1,0 +1,176 @@
+use std::borrow::Cow;
+use std::time::Duration;
+
+use opentelemetry::trace::{Event, Link, SpanContext, TraceFlags, TraceId, TraceState};
+use opentelemetry::{KeyValue, StringValue, Value};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+
+use super::*;
+
+/// What opentelemetry-proto's conversion and prost make of the batch.
+fn reference(batch: Vec<SpanData>, resource: &Resource) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: group_spans_by_resource_and_scope(batch, &resource.into()),
+    }
+    .encode_to_vec()
+}
+
+fn cx(trace: u128, span: u64, flags: u8, remote: bool, state: TraceState) -> SpanContext {
+    SpanContext::new(
+        TraceId::from(trace),
+        SpanId::from(span),
+        TraceFlags::new(flags),
+        remote,
+        state,
+    )
+}
+
+fn span(i: u64, scope: InstrumentationScope) -> SpanData {
+    let t0 = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789 + i);
+    let mut events = SpanEvents::default();
+    let mut links = SpanLinks::default();
+    if i % 2 == 0 {
+        events.events.push(Event::new(
+            "exception",
+            t0 + Duration::from_micros(5),
+            vec![
+                KeyValue::new("exception.type", "TimeoutError"),
+                KeyValue::new("exception.message", ""),
+            ],
+            2,
+        ));
+        events.dropped_count = 1;
+        links.links.push(Link::new(
+            cx(
+                7,
+                9,
+                0,
+                true,
+                TraceState::from_key_value([("k", "v")]).unwrap(),
+            ),
+            vec![KeyValue::new("flow.link", true)],
+            0,
+        ));
+        links.dropped_count = 3;
+    }
+    SpanData {
+        span_context: cx(
+            0x3e51_2c5b_0a18_4257_a25c_215d_1954_4e6a + i as u128,
+            i + 1,
+            (i % 2) as u8,
+            false,
+            if i % 3 == 0 {
+                TraceState::from_key_value([("vendor", "x1"), ("other", "y")]).unwrap()
+            } else {
+                TraceState::NONE
+            },
+        ),
+        parent_span_id: if i % 4 == 0 {
+            SpanId::INVALID
+        } else {
+            SpanId::from(99)
+        },
+        parent_span_is_remote: i % 5 == 0,
+        span_kind: [
+            SpanKind::Internal,
+            SpanKind::Server,
+            SpanKind::Client,
+            SpanKind::Producer,
+            SpanKind::Consumer,
+        ][i as usize % 5]
+            .clone(),
+        name: Cow::Owned(format!("node {i}")),
+        start_time: t0,
+        end_time: if i == 3 {
+            UNIX_EPOCH
+        } else {
+            t0 + Duration::from_millis(i)
+        },
+        attributes: vec![
+            KeyValue::new("flow.node.name", "triage"),
+            KeyValue::new("flow.node.attempt", i as i64),
+            KeyValue::new("flow.node.attempt.neg", -(i as i64)),
+            KeyValue::new("flow.latency", 12.5 * i as f64),
+            KeyValue::new("flow.cancelled", i % 2 == 0),
+            KeyValue::new("empty", ""),
+            KeyValue::new(
+                "list.s",
+                Value::Array(vec![StringValue::from("a"), "".into()].into()),
+            ),
+            KeyValue::new("list.i", Value::Array(vec![1i64, -2, 0].into())),
+            KeyValue::new("list.f", Value::Array(vec![0.0f64, 1.5].into())),
+            KeyValue::new("list.b", Value::Array(vec![true, false].into())),
+            KeyValue::new("list.empty", Value::Array(Vec::<i64>::new().into())),
+        ],
+        dropped_attributes_count: (i % 3) as u32,
+        events,
+        links,
+        status: match i % 3 {
+            0 => Status::Unset,
+            1 => Status::Ok,
+            _ => Status::error(if i == 5 {
+                ""
+            } else {
+                "node failed: ValueError"
+            }),
+        },
+        instrumentation_scope: scope,
+    }
+}
+
+#[test]
+fn the_bytes_are_opentelemetry_protos_with_every_field_set() {
+    let flowtel = InstrumentationScope::builder("flowtel")
+        .with_version("0.1.0")
+        .build();
+    let other = InstrumentationScope::builder("app")
+        .with_schema_url("https://opentelemetry.io/schemas/1.30.0")
+        .with_attributes([KeyValue::new("lib", "x")])
+        .build();
+    let batch: Vec<SpanData> = (0..24)
+        .map(|i| {
+            span(
+                i,
+                if i % 7 == 3 {
+                    other.clone()
+                } else {
+                    flowtel.clone()
+                },
+            )
+        })
+        .collect();
+    let resource = Resource::builder()
+        .with_service_name("svc")
+        .with_schema_url([KeyValue::new("deployment", "prod")], "https://x/1.0")
+        .build();
+    let ours = encode(&batch, &SpanResource::new(&resource));
+    assert_eq!(ours, reference(batch, &resource));
+}
+
+#[test]
+fn an_empty_batch_and_a_bare_span_match_too() {
+    let resource = Resource::builder_empty().build();
+    let r = SpanResource::new(&resource);
+    assert_eq!(encode(&[], &r), reference(vec![], &resource));
+    let bare = SpanData {
+        span_context: SpanContext::empty_context(),
+        parent_span_id: SpanId::INVALID,
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: Cow::Borrowed(""),
+        start_time: UNIX_EPOCH,
+        end_time: UNIX_EPOCH,
+        attributes: vec![],
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: InstrumentationScope::builder("").build(),
+    };
+    assert_eq!(
+        encode(std::slice::from_ref(&bare), &r),
+        reference(vec![bare], &resource)
+    );
+}
