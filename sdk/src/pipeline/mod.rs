@@ -93,61 +93,16 @@ impl Flowtel {
         }
         let resource = resource.build();
 
-        let interval = config.metric_interval;
         let exemplars = Arc::new(crate::metrics::duration_exemplars());
-        let sdk_limit = crate::metrics::sdk_cardinality_limit(&config.metrics());
-        let mut meter_provider = SdkMeterProvider::builder()
-            .with_resource(resource.clone())
-            .with_view(move |_: &opentelemetry_sdk::metrics::Instrument| {
-                opentelemetry_sdk::metrics::Stream::builder()
-                    .with_cardinality_limit(sdk_limit)
-                    .build()
-                    .ok()
-            });
         let handle = rt.handle().clone();
-        // One reader per destination; none at all: the metrics are
-        // recorded and go nowhere.
-        for to in &routes.metrics {
-            meter_provider = match to {
-                MetricsTo::Otlp => {
-                    // Counts what it exported itself (partial success).
-                    let e = export::otlp_metric_exporter(
-                        &config.otlp("METRICS")?,
-                        config.metric_temporality()?,
-                        &handle,
-                        &stats,
-                        Some(exemplars.clone()),
-                    )?;
-                    meter_provider.with_reader(periodic(e, interval))
-                }
-                MetricsTo::Console => meter_provider.with_reader(periodic(
-                    counted(ConsoleMetricExporter, &handle, &stats),
-                    interval,
-                )),
-                MetricsTo::InMemory(m) => meter_provider.with_reader(periodic(
-                    counted(m.metrics.clone(), &handle, &stats),
-                    interval,
-                )),
-                MetricsTo::Prometheus(p) => {
-                    match export::start_prometheus(p, &handle, Some(exemplars.clone()), &stats) {
-                        Ok((reader, addr)) => {
-                            let _ = stats.prometheus_address.set(addr);
-                            meter_provider.with_reader(reader)
-                        }
-                        // A forked child restarting its pipeline: the
-                        // parent holds the port and keeps serving.
-                        Err(e) if fork::generation() > 0 => {
-                            eprintln!(
-                                "flowtel: warning: forked child serves no Prometheus metrics: {e}"
-                            );
-                            meter_provider
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            };
-        }
-        let meter_provider = meter_provider.build();
+        let meter_provider = meter_provider(
+            &config,
+            &routes.metrics,
+            &resource,
+            &handle,
+            &stats,
+            &exemplars,
+        )?;
         let meter = meter_provider.meter_with_scope(
             InstrumentationScope::builder(flowtel_semconv::span::SCOPE)
                 .with_version(env!("CARGO_PKG_VERSION"))
@@ -160,33 +115,7 @@ impl Flowtel {
             config.max_export_batch,
             config.backpressure,
         ));
-        let loop_cfg = ExportLoop {
-            buffer: buffer.clone(),
-            stats: stats.clone(),
-            gate: Arc::new(RetryGate::default()),
-            delay: config.span_schedule_delay,
-            request_timeout: config.timeout_for("TRACES")?,
-        };
-        let mut cmd_txs = Vec::new();
-        match &routes.spans {
-            SpansTo::Otlp => {
-                // Several requests in flight over one transport, one gate.
-                let sink = export::otlp_spans(&config.otlp("TRACES")?, &resource)?;
-                for _ in 0..OTLP_EXPORTS_IN_FLIGHT {
-                    spawn_loop(rt, &loop_cfg, sink.clone(), &mut cmd_txs);
-                }
-            }
-            SpansTo::Console => spawn_loop(rt, &loop_cfg, Local(ConsoleSpanExporter), &mut cmd_txs),
-            SpansTo::InMemory(m) => spawn_loop(rt, &loop_cfg, Local(m.spans.clone()), &mut cmd_txs),
-            SpansTo::Callback(f) => spawn_loop(
-                rt,
-                &loop_cfg,
-                Local(CallbackSpanExporter(f.clone())),
-                &mut cmd_txs,
-            ),
-            // No export loop: the worker drops the spans.
-            SpansTo::None => {}
-        }
+        let cmd_txs = span_loops(&config, &routes.spans, rt, &buffer, &stats, &resource)?;
         drop(_enter);
         let runtime = runtime.take();
 
@@ -209,6 +138,111 @@ impl Flowtel {
 
         Ok(Flowtel::from_parts(tx, stats, buffer, restart))
     }
+}
+
+/// The meter provider: one reader per metric destination (none at all:
+/// the metrics are recorded and go nowhere), every instrument's cardinality
+/// limit above what flowtel lets through.
+fn meter_provider(
+    config: &Config,
+    to: &[MetricsTo],
+    resource: &Resource,
+    handle: &tokio::runtime::Handle,
+    stats: &Arc<Counters>,
+    exemplars: &Arc<crate::exemplars::Exemplars>,
+) -> Result<SdkMeterProvider, BuildError> {
+    let interval = config.metric_interval;
+    let sdk_limit = crate::metrics::sdk_cardinality_limit(&config.metrics());
+    let mut meter_provider = SdkMeterProvider::builder()
+        .with_resource(resource.clone())
+        .with_view(move |_: &opentelemetry_sdk::metrics::Instrument| {
+            opentelemetry_sdk::metrics::Stream::builder()
+                .with_cardinality_limit(sdk_limit)
+                .build()
+                .ok()
+        });
+    for to in to {
+        meter_provider = match to {
+            MetricsTo::Otlp => {
+                // Counts what it exported itself (partial success).
+                let e = export::otlp_metric_exporter(
+                    &config.otlp("METRICS")?,
+                    config.metric_temporality()?,
+                    handle,
+                    stats,
+                    Some(exemplars.clone()),
+                )?;
+                meter_provider.with_reader(periodic(e, interval))
+            }
+            MetricsTo::Console => meter_provider.with_reader(periodic(
+                counted(ConsoleMetricExporter, handle, stats),
+                interval,
+            )),
+            MetricsTo::InMemory(m) => meter_provider.with_reader(periodic(
+                counted(m.metrics.clone(), handle, stats),
+                interval,
+            )),
+            MetricsTo::Prometheus(p) => {
+                match export::start_prometheus(p, handle, Some(exemplars.clone()), stats) {
+                    Ok((reader, addr)) => {
+                        let _ = stats.prometheus_address.set(addr);
+                        meter_provider.with_reader(reader)
+                    }
+                    // A forked child restarting its pipeline: the
+                    // parent holds the port and keeps serving.
+                    Err(e) if fork::generation() > 0 => {
+                        eprintln!(
+                            "flowtel: warning: forked child serves no Prometheus metrics: {e}"
+                        );
+                        meter_provider
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+    }
+    Ok(meter_provider.build())
+}
+
+/// The span export loops on flowtel's runtime (several in flight over one
+/// OTLP transport and gate, one for a local sink, none when traces go
+/// nowhere); their command senders.
+fn span_loops(
+    config: &Config,
+    to: &SpansTo,
+    rt: &tokio::runtime::Runtime,
+    buffer: &Arc<SpanBuffer>,
+    stats: &Arc<Counters>,
+    resource: &Resource,
+) -> Result<Vec<tmpsc::UnboundedSender<ExportCmd>>, BuildError> {
+    let loop_cfg = ExportLoop {
+        buffer: buffer.clone(),
+        stats: stats.clone(),
+        gate: Arc::new(RetryGate::default()),
+        delay: config.span_schedule_delay,
+        request_timeout: config.timeout_for("TRACES")?,
+    };
+    let mut cmd_txs = Vec::new();
+    match to {
+        SpansTo::Otlp => {
+            // Several requests in flight over one transport, one gate.
+            let sink = export::otlp_spans(&config.otlp("TRACES")?, resource)?;
+            for _ in 0..OTLP_EXPORTS_IN_FLIGHT {
+                spawn_loop(rt, &loop_cfg, sink.clone(), &mut cmd_txs);
+            }
+        }
+        SpansTo::Console => spawn_loop(rt, &loop_cfg, Local(ConsoleSpanExporter), &mut cmd_txs),
+        SpansTo::InMemory(m) => spawn_loop(rt, &loop_cfg, Local(m.spans.clone()), &mut cmd_txs),
+        SpansTo::Callback(f) => spawn_loop(
+            rt,
+            &loop_cfg,
+            Local(CallbackSpanExporter(f.clone())),
+            &mut cmd_txs,
+        ),
+        // No export loop: the worker drops the spans.
+        SpansTo::None => {}
+    }
+    Ok(cmd_txs)
 }
 
 /// flowtel's export threads never trace themselves: spans that the HTTP and
