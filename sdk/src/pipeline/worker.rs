@@ -158,13 +158,7 @@ impl Worker {
                     self.mapper.end_run(&id, &mut fx);
                 }
                 Some(Msg::Flush { spans, metrics }) => {
-                    self.apply(&mut fx, &mut pending);
-                    self.buffer.push(&mut pending, &self.stats);
-                    self.metrics.flush_pending();
-                    let replies = self.broadcast(ExportCmd::Flush);
-                    on_helper(move || all_of(replies), spans);
-                    let mp = self.meter_provider.clone();
-                    on_helper(move || metric_result(mp.force_flush()), metrics);
+                    self.flush(&mut fx, &mut pending, spans, metrics)
                 }
                 Some(Msg::Shutdown { deadline, reply }) => break Some((deadline, reply)),
                 // (A guard's event was made an `Event` above.)
@@ -173,18 +167,62 @@ impl Worker {
             self.apply(&mut fx, &mut pending);
             if now.duration_since(last_idle_check) >= self.tick {
                 last_idle_check = now;
-                self.mapper.end_idle(now, &mut fx);
-                self.apply(&mut fx, &mut pending);
-                self.mapper.oldest_open(&mut oldest);
-                self.metrics
-                    .oldest_open(oldest.iter().map(|(node, seen)| (&**node, *seen)));
+                self.on_tick(now, &mut fx, &mut pending, &mut oldest);
             }
             if pending.len() >= 256 {
                 self.buffer.push(&mut pending, &self.stats);
             }
         };
 
-        // Shutdown, explicit or because every handle was dropped.
+        self.shut_down(shutdown, &rx, runtime, &mut fx, &mut pending);
+    }
+
+    /// Everything mapped so far to the buffer and the instruments, then a
+    /// flush of every export loop and of the metrics, answered on helper
+    /// threads (this one goes on mapping).
+    fn flush(
+        &mut self,
+        fx: &mut Effects,
+        pending: &mut Vec<SpanData>,
+        spans: Reply,
+        metrics: Reply,
+    ) {
+        self.apply(fx, pending);
+        self.buffer.push(pending, &self.stats);
+        self.metrics.flush_pending();
+        let replies = self.broadcast(ExportCmd::Flush);
+        on_helper(move || all_of(replies), spans);
+        let mp = self.meter_provider.clone();
+        on_helper(move || metric_result(mp.force_flush()), metrics);
+    }
+
+    /// Once per tick: end idle runs, give up stale attempts, and tell the
+    /// metrics each node's oldest open attempt.
+    fn on_tick(
+        &mut self,
+        now: Instant,
+        fx: &mut Effects,
+        pending: &mut Vec<SpanData>,
+        oldest: &mut FastMap<std::sync::Arc<str>, Instant>,
+    ) {
+        self.mapper.end_idle(now, fx);
+        self.apply(fx, pending);
+        self.mapper.oldest_open(oldest);
+        self.metrics
+            .oldest_open(oldest.iter().map(|(node, seen)| (&**node, *seen)));
+    }
+
+    /// Shutdown, explicit or because every handle was dropped: count what
+    /// raced in after it, end every open run, export the spans, then the
+    /// final metrics, and answer.
+    fn shut_down(
+        mut self,
+        shutdown: Option<(Instant, Reply)>,
+        rx: &Receiver<Msg>,
+        runtime: tokio::runtime::Runtime,
+        fx: &mut Effects,
+        pending: &mut Vec<SpanData>,
+    ) {
         let (deadline, reply) = match shutdown {
             Some((d, r)) => (d, Some(r)),
             None => (Instant::now() + Duration::from_secs(5), None),
@@ -201,9 +239,9 @@ impl Worker {
         // A few hundred runs at a time: their spans go to the buffer (and
         // wait for room there, with backpressure) before the next ones end.
         loop {
-            let more = self.mapper.end_some(256, &mut fx);
-            self.apply(&mut fx, &mut pending);
-            self.buffer.push(&mut pending, &self.stats);
+            let more = self.mapper.end_some(256, fx);
+            self.apply(fx, pending);
+            self.buffer.push(pending, &self.stats);
             if !more {
                 break;
             }
