@@ -120,6 +120,37 @@ fn new_span(
     }
 }
 
+/// An attempt's outcome from its terminal event type, and for a failed
+/// one (error type, exception type, message) from its exception repr.
+fn outcome_of(
+    kind: &str,
+    exception: Option<&str>,
+) -> (&'static str, Option<(String, String, String)>) {
+    match kind {
+        event::NODE_SUCCESS => (outcome::SUCCESS, None),
+        event::NODE_ERROR => {
+            let (ty, msg) = exception
+                .map(parse_exception)
+                .unwrap_or_else(|| ("Exception".into(), String::new()));
+            (outcome::ERROR, Some((ty.clone(), ty, msg)))
+        }
+        event::NODE_TIMEOUT => {
+            let (ty, msg) = exception
+                .map(parse_exception)
+                .unwrap_or_else(|| ("TimeoutError".into(), String::new()));
+            (outcome::TIMEOUT, Some(("timeout".to_string(), ty, msg)))
+        }
+        event::NODE_TRACE_CANCELLED => (outcome::CANCELLED, None),
+        event::NODE_DROPPED => {
+            let (ty, msg) = exception
+                .map(parse_exception)
+                .unwrap_or_else(|| ("AttemptDropped".into(), String::new()));
+            (outcome::DROPPED, Some((ty.clone(), ty, msg)))
+        }
+        _ => (outcome::INCOMPLETE, None),
+    }
+}
+
 /// One node attempt's span, a child of its run's root.
 pub(super) fn attempt_span(
     scope: &InstrumentationScope,
@@ -128,32 +159,7 @@ pub(super) fn attempt_span(
     node: &NodeState,
     a: AttemptEnd<'_>,
 ) -> SpanData {
-    let (out, error) = match a.kind {
-        event::NODE_SUCCESS => (outcome::SUCCESS, None),
-        event::NODE_ERROR => {
-            let (ty, msg) = a
-                .exception
-                .map(parse_exception)
-                .unwrap_or_else(|| ("Exception".into(), String::new()));
-            (outcome::ERROR, Some((ty.clone(), ty, msg)))
-        }
-        event::NODE_TIMEOUT => {
-            let (ty, msg) = a
-                .exception
-                .map(parse_exception)
-                .unwrap_or_else(|| ("TimeoutError".into(), String::new()));
-            (outcome::TIMEOUT, Some(("timeout".to_string(), ty, msg)))
-        }
-        event::NODE_TRACE_CANCELLED => (outcome::CANCELLED, None),
-        event::NODE_DROPPED => {
-            let (ty, msg) = a
-                .exception
-                .map(parse_exception)
-                .unwrap_or_else(|| ("AttemptDropped".into(), String::new()));
-            (outcome::DROPPED, Some((ty.clone(), ty, msg)))
-        }
-        _ => (outcome::INCOMPLETE, None),
-    };
+    let (out, error) = outcome_of(a.kind, a.exception);
     let mut attributes = Vec::with_capacity(10);
     attributes.push(kv(attr::NODE_NAME, node.span_name.clone()));
     if let Some(id) = &node.id {
