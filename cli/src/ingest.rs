@@ -228,6 +228,9 @@ impl Bridge {
             b = b.with_flow_name(f.clone());
         }
         b = b.with_partial_runs(a.partial_runs);
+        for n in &a.run_end_nodes {
+            b = b.with_run_end_node(n.clone());
+        }
         // A bridge slows down rather than lose anything.
         b = b.with_backpressure(true);
         let mut b = signals::configure(a, b)?;
