@@ -134,6 +134,12 @@ pub(crate) struct Ingest {
     /// SIGINT/SIGTERM, then flush and exit
     #[arg(short, long)]
     pub(crate) follow: bool,
+    /// A node whose success ends a run (it sends its results to the caller,
+    /// no successor), repeatable: a successful run's root span goes out at
+    /// that success instead of after 30 s idle. Never name a node with
+    /// successors (docs/RUN_END.md)
+    #[arg(long = "run-end-node", value_name = "NAME", value_parser = node_name)]
+    pub(crate) run_end_nodes: Vec<String>,
     /// Runs shown in the terminal view
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub(crate) runs: usize,
@@ -169,6 +175,14 @@ pub(crate) struct Inspect {
 fn header(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or("not KEY=VALUE")?;
     Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+fn node_name(s: &str) -> Result<String, String> {
+    let name = s.trim();
+    if name.is_empty() {
+        return Err("must be a node name, not empty".into());
+    }
+    Ok(name.to_string())
 }
 
 fn exporter(s: &str) -> Result<flowtel::Exporter, String> {
@@ -214,6 +228,13 @@ mod tests {
         assert_eq!(a.headers, [("k".to_string(), "v".to_string())]);
         assert_eq!(a.traces_exporter, None);
         assert_eq!(a.metrics_exporter, None);
+        assert!(a.run_end_nodes.is_empty());
+        let Command::Ingest(a) =
+            parse("ingest --run-end-node summarize --run-end-node=respond a.log").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(a.run_end_nodes, ["summarize", "respond"]);
         let Command::Ingest(a) = parse(
             "ingest --traces-exporter none --metrics-exporter otlp,prometheus \
              --prometheus-address 127.0.0.1:0 --prometheus-token-file t a.log",
@@ -258,6 +279,11 @@ mod tests {
             ("ingest --bogus", "unexpected argument '--bogus'"),
             ("inspect", "TRACE_ID"),
             ("ingest --timeout -1", "non-negative"),
+            ("ingest --run-end-node", "a value is required"),
+            (
+                "ingest --run-end-node= a.log",
+                "must be a node name, not empty",
+            ),
             (
                 "ingest --metrics-exporter otlp,statsd",
                 "unknown exporter `statsd`",

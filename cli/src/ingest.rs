@@ -6,10 +6,10 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use flowtel::{FlowEvent, Flowtel, RecordError};
+use flowtel::{Exporter, FlowEvent, Flowtel, FlushError, RecordError, Stats};
 
 use crate::args::Ingest;
-use crate::lines::{self, Line, Origin};
+use crate::lines::{self, Line, Origin, SourceHandle};
 use crate::progress::{Counts, Printer, Progress};
 use crate::signals;
 use crate::view::{NodeTable, Runs, Style};
@@ -167,49 +167,14 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
         }
     };
     let endpoint = a.endpoint.clone().or_else(endpoint_from_env);
-    let mut b = Flowtel::builder();
-    if let Some(e) = &a.endpoint {
-        b = b.with_endpoint(e.clone());
-    }
-    if let Some(p) = a.protocol {
-        b = b.with_protocol(p);
-    }
-    for (k, v) in &a.headers {
-        b = b.with_header(k.clone(), v.clone());
-    }
-    if let Some(s) = &a.service_name {
-        b = b.with_service_name(s.clone());
-    }
-    if let Some(f) = &a.flow_name {
-        b = b.with_flow_name(f.clone());
-    }
-    b = b.with_partial_runs(a.partial_runs);
-    // A bridge slows down rather than lose anything.
-    b = b.with_backpressure(true);
-    let runs = Runs::default();
-    let resolved = signals::configure(&a, b).and_then(|b| {
-        let view = signals::terminal_view(&b)?;
-        let traces = b.traces_exporter().map_err(|e| e.to_string())?;
-        let metrics = b.metrics_exporters().map_err(|e| e.to_string())?;
-        Ok((b, view, traces, metrics))
-    });
-    let (mut b, view, traces, metrics) = match resolved {
-        Ok(r) => r,
+    let bridge = match Bridge::build(&a) {
+        Ok(b) => b,
         Err(e) => {
             eprintln!("flowtel: {e}");
             return 2;
         }
     };
-    if view {
-        b = b.with_span_callback(runs.sink());
-    }
-    let flowtel = match b.build() {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("flowtel: {e}");
-            return 2;
-        }
-    };
+    let flowtel = &bridge.flowtel;
     if let Some(addr) = flowtel.prometheus_address() {
         eprintln!(
             "flowtel: serving Prometheus metrics at {}",
@@ -218,13 +183,92 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
     }
 
     let started = Instant::now();
+    let (tally, mut table, read_errors) = read(&a, sources, stop, &bridge);
+    for e in &read_errors {
+        eprintln!("flowtel: {e}");
+    }
+    let shutdown = flowtel.shutdown(a.timeout);
+    let elapsed = started.elapsed();
+    let stats = flowtel.stats();
+
+    if bridge.view {
+        show_view(&bridge.runs, &mut table, a.runs, Style { color });
+    }
+    let to =
+        signals::Destinations::new(bridge.traces, &bridge.metrics, endpoint.as_deref(), flowtel);
+    summary(&tally, elapsed, &stats, &to, &shutdown, &read_errors)
+}
+
+/// The SDK as the flags configure it, and where its output goes.
+struct Bridge {
+    flowtel: Flowtel,
+    /// Spans go to the terminal view (gathered in `runs`).
+    view: bool,
+    runs: Runs,
+    traces: Option<Exporter>,
+    metrics: Vec<Exporter>,
+}
+
+impl Bridge {
+    fn build(a: &Ingest) -> Result<Self, String> {
+        let mut b = Flowtel::builder();
+        if let Some(e) = &a.endpoint {
+            b = b.with_endpoint(e.clone());
+        }
+        if let Some(p) = a.protocol {
+            b = b.with_protocol(p);
+        }
+        for (k, v) in &a.headers {
+            b = b.with_header(k.clone(), v.clone());
+        }
+        if let Some(s) = &a.service_name {
+            b = b.with_service_name(s.clone());
+        }
+        if let Some(f) = &a.flow_name {
+            b = b.with_flow_name(f.clone());
+        }
+        b = b.with_partial_runs(a.partial_runs);
+        for n in &a.run_end_nodes {
+            b = b.with_run_end_node(n.clone());
+        }
+        // A bridge slows down rather than lose anything.
+        b = b.with_backpressure(true);
+        let mut b = signals::configure(a, b)?;
+        let view = signals::terminal_view(&b)?;
+        let traces = b.traces_exporter().map_err(|e| e.to_string())?;
+        let metrics = b.metrics_exporters().map_err(|e| e.to_string())?;
+        let runs = Runs::default();
+        if view {
+            b = b.with_span_callback(runs.sink());
+        }
+        let flowtel = b.build().map_err(|e| e.to_string())?;
+        Ok(Bridge {
+            flowtel,
+            view,
+            runs,
+            traces,
+            metrics,
+        })
+    }
+}
+
+/// Read every line into the pipeline (and the per-node table, for the
+/// terminal view), with the progress line; returns the counts, the table
+/// and the read errors.
+fn read(
+    a: &Ingest,
+    sources: Vec<SourceHandle>,
+    stop: &AtomicBool,
+    bridge: &Bridge,
+) -> (Tally, NodeTable, Vec<String>) {
+    let flowtel = &bridge.flowtel;
     let mut progress = Progress::new(!a.quiet && std::io::stderr().is_terminal());
     let mut tally = Tally::new(progress.printer());
     let mut table = NodeTable::default();
     let max_line = a.common.max_line_bytes;
     let read_errors = lines::for_each_line(sources, a.follow, max_line, stop, |o, l| {
         if let Some(ev) = tally.line(&o, l) {
-            if view {
+            if bridge.view {
                 table.add(&ev);
             }
             // A bridge can wait: backpressure instead of dropping.
@@ -239,30 +283,35 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
         progress.update(|| (tally.counts(), flowtel.stats()));
     });
     progress.finish();
-    for e in &read_errors {
-        eprintln!("flowtel: {e}");
-    }
-    let shutdown = flowtel.shutdown(a.timeout);
-    let elapsed = started.elapsed();
-    let s = flowtel.stats();
+    (tally, table, read_errors)
+}
 
-    if view {
-        let style = Style { color };
-        let (text, left_out) = runs.render(a.runs, style);
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes());
-        if left_out > 0 {
-            let _ = writeln!(
-                out,
-                "… {left_out} more of {} runs not shown (--runs N shows more; `flowtel inspect TRACE_ID FILE` walks one)\n",
-                runs.len()
-            );
-        }
-        let _ = out.write_all(table.render(style).as_bytes());
-        let _ = out.flush();
+/// The terminal view on standard output: up to `limit` run waterfalls, then
+/// the per-node table.
+fn show_view(runs: &Runs, table: &mut NodeTable, limit: usize, style: Style) {
+    let (text, left_out) = runs.render(limit, style);
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    if left_out > 0 {
+        let _ = writeln!(
+            out,
+            "… {left_out} more of {} runs not shown (--runs N shows more; `flowtel inspect TRACE_ID FILE` walks one)\n",
+            runs.len()
+        );
     }
+    let _ = out.write_all(table.render(style).as_bytes());
+    let _ = out.flush();
+}
 
-    // The summary, always, on standard error.
+/// The summary, always, on standard error; returns the exit status.
+fn summary(
+    tally: &Tally,
+    elapsed: Duration,
+    s: &Stats,
+    to: &signals::Destinations,
+    shutdown: &Result<(), FlushError>,
+    read_errors: &[String],
+) -> i32 {
     let rate = tally.events as f64 / elapsed.as_secs_f64().max(1e-9);
     eprintln!(
         "flowtel: {} lines in {:.2} s: {} events ({rate:.0}/s), {} skipped, {} problems",
@@ -283,7 +332,6 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
         "  exported:  {} spans, {} metric points; dropped: {dropped}; export failures: {}",
         s.spans_exported, s.metric_points_exported, s.export_failures
     );
-    let to = signals::Destinations::new(traces, &metrics, endpoint.as_deref(), &flowtel);
     eprintln!("  traces:    {}", to.traces);
     eprintln!("  metrics:   {}", to.metrics);
     let delivered = shutdown.is_ok() && dropped == 0 && read_errors.is_empty();
@@ -296,7 +344,7 @@ pub(crate) fn run(a: Ingest, stop: &AtomicBool, color: bool) -> i32 {
     } else {
         String::new()
     };
-    match &shutdown {
+    match shutdown {
         Ok(()) if delivered => eprintln!("  delivered: everything"),
         Ok(()) => eprintln!("  delivered: NOT everything (see above){why}"),
         Err(e) => eprintln!("  delivered: NOT everything: {e}{why}"),

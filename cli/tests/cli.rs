@@ -61,6 +61,7 @@ fn help_lists_every_option_with_its_environment_variable() {
         "--service-name <NAME>",
         "--flow-name <NAME>",
         "-f, --follow",
+        "--run-end-node <NAME>",
         "--runs <N>",
         "--timeout <SECS>",
         "-q, --quiet",
