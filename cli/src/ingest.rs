@@ -17,9 +17,11 @@ use crate::view::{NodeTable, Runs, Style};
 /// Problems shown in full (with file:line); the rest are only counted.
 const SHOWN_PROBLEMS: usize = 5;
 
-/// What one input line turned out to be.
+/// What one input line turned out to be. Returned and matched at once,
+/// so the event is not boxed: that was an allocation per line.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Parsed {
-    Event(Box<FlowEvent>),
+    Event(FlowEvent),
     /// Not for us: blank, not JSON, or JSON that is not a FlowEvent.
     Skip(&'static str),
     /// Meant to be a FlowEvent but broken: the field and the full error.
@@ -39,7 +41,7 @@ pub(crate) fn classify(text: &str) -> Parsed {
         return Parsed::Skip("not JSON");
     }
     match FlowEvent::from_json(t) {
-        Ok(ev) => Parsed::Event(Box::new(ev)),
+        Ok(ev) => Parsed::Event(ev),
         Err(e) if e.is_not_a_flow_event() => Parsed::Skip("JSON, not a FlowEvent"),
         Err(e) if e.field() == "line" => Parsed::Bad("malformed JSON".into(), e.to_string()),
         Err(e) => Parsed::Bad(format!("invalid `{}`", e.field()), e.to_string()),
@@ -126,7 +128,7 @@ impl Tally {
                 None
             }
             Line::Text(t) => match classify(t) {
-                Parsed::Event(ev) => Some(*ev),
+                Parsed::Event(ev) => Some(ev),
                 Parsed::Skip(kind) => {
                     self.skip(kind);
                     None

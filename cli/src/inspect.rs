@@ -54,7 +54,7 @@ pub(crate) fn run(a: Inspect, stop: &AtomicBool, color: bool) -> i32 {
             if t.contains(a.trace_id.as_str()) {
                 if let Parsed::Event(ev) = classify(t) {
                     if ev.trace_id.as_deref() == Some(a.trace_id.as_str()) {
-                        evs.push(*ev);
+                        evs.push(ev);
                     }
                 }
             }
