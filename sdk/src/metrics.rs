@@ -151,6 +151,8 @@ pub(crate) struct FlowMetrics {
     /// series (at most the series limit): one `add` per series per
     /// [`flush_pending`](Self::flush_pending) instead of one per event.
     events_pending: FastMap<u64, PendingCount>,
+    /// Events of series beyond the limit since the last flush.
+    events_overflow_pending: u64,
     stats: Arc<Counters>,
 }
 
@@ -218,6 +220,7 @@ impl FlowMetrics {
             exemplars,
             scratch: Vec::with_capacity(8),
             events_pending: FastMap::default(),
+            events_overflow_pending: 0,
             stats,
         }
     }
@@ -268,18 +271,27 @@ impl FlowMetrics {
             attrs.push(kv.clone());
         }
         let key = series_key(&[common_key as usize, 1, type_slot, node_slot]);
-        // A series is admitted for good or never, so its key stands for one
-        // attribute set: its own or the overflow set.
-        let pending = &mut self.events_pending;
-        add_series(&mut self.events_series, key, &attrs, stats, overflow, |a| {
-            pending
+        // Counted here, added at the next flush: per admitted series, or
+        // all together under the overflow set (no entry per series beyond
+        // the limit, however many there are).
+        if add_series(
+            &mut self.events_series,
+            key,
+            &attrs,
+            stats,
+            overflow,
+            |_| {},
+        ) {
+            self.events_pending
                 .entry(key)
                 .or_insert_with(|| PendingCount {
                     n: 0,
-                    attrs: a.to_vec(),
+                    attrs: attrs.clone(),
                 })
                 .n += 1;
-        });
+        } else {
+            self.events_overflow_pending += 1;
+        }
         attrs.truncate(common_len);
 
         if let Some((slot, node_kv)) = node {
@@ -409,6 +421,11 @@ impl FlowMetrics {
                 p.n = 0;
             }
         }
+        if self.events_overflow_pending > 0 {
+            self.events
+                .add(self.events_overflow_pending, &overflow_set());
+            self.events_overflow_pending = 0;
+        }
     }
 
     /// Apply a change of attempts in flight reported by the span mapping
@@ -485,4 +502,47 @@ fn is_forbidden_extra(key: &str) -> bool {
         key,
         "trace_id" | "node_id" | "exception" | "flow_error" | "message_id"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::SdkMeterProvider;
+
+    use super::*;
+
+    /// Events of series beyond the limit are summed under the overflow set:
+    /// what waits for the next flush stays bounded by the series limit,
+    /// however many series a hostile input makes.
+    #[test]
+    fn counts_waiting_for_a_flush_stay_within_the_series_limit() {
+        let provider = SdkMeterProvider::builder().build();
+        let config = MetricsConfig {
+            cardinality_limit: 100,
+            max_series: 3,
+            tenant_metrics: false,
+            metric_extra_keys: Vec::new(),
+        };
+        let mut m = FlowMetrics::new(
+            &provider.meter("t"),
+            &config,
+            Arc::default(),
+            Arc::new(duration_exemplars()),
+        );
+        for node in 0..50 {
+            for kind in 0..10 {
+                let ev = FlowEvent::builder(format!("custom_{kind}"), 1.0)
+                    .node(format!("n{node}"), "id")
+                    .build()
+                    .unwrap();
+                m.record(&ev, None);
+            }
+        }
+        assert_eq!(m.events_pending.len(), 3);
+        let waiting: u64 = m.events_pending.values().map(|p| p.n).sum();
+        assert_eq!(waiting + m.events_overflow_pending, 500, "none lost");
+        m.flush_pending();
+        assert!(m.events_pending.values().all(|p| p.n == 0));
+        assert_eq!(m.events_overflow_pending, 0);
+    }
 }
