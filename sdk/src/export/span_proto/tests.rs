@@ -174,3 +174,99 @@ fn an_empty_batch_and_a_bare_span_match_too() {
         reference(vec![bare], &resource)
     );
 }
+
+/// Generated spans: any value kind and length (lengths around the varint
+/// boundaries of 127 and 16 383 bytes included), any number of attributes,
+/// events and links, times around the epoch and far from it.
+#[test]
+fn generated_spans_give_opentelemetry_protos_bytes() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+
+    let text = prop_oneof![
+        "[a-zé_ ]{0,8}",
+        (120usize..140).prop_map(|n| "x".repeat(n)),
+        (16_370usize..16_400).prop_map(|n| "y".repeat(n)),
+    ];
+    let value = prop_oneof![
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        text.clone().prop_map(Value::from),
+        prop::collection::vec(any::<i64>(), 0..4).prop_map(|v| Value::Array(v.into())),
+        prop::collection::vec(text.clone(), 0..3).prop_map(|v| {
+            Value::Array(
+                v.into_iter()
+                    .map(StringValue::from)
+                    .collect::<Vec<_>>()
+                    .into(),
+            )
+        }),
+    ];
+    let attrs = prop::collection::vec(
+        (text.clone(), value).prop_map(|(k, v)| KeyValue::new(k, v)),
+        0..12,
+    );
+    let time = prop_oneof![Just(0u64), 1u64..10, 1_700_000_000_000_000_000u64..u64::MAX];
+    let span = (
+        (any::<u128>(), any::<u64>(), any::<u64>(), any::<u8>()),
+        text,
+        (time.clone(), time.clone()),
+        attrs.clone(),
+        prop::collection::vec((time, attrs.clone()), 0..3),
+        prop::collection::vec(((any::<u128>(), any::<u64>()), attrs), 0..2),
+        (0u8..3, 0u32..3),
+    )
+        .prop_map(
+            |((t, s, p, f), name, (st, en), attributes, evs, lks, (code, dropped))| {
+                let at = |ns: u64| UNIX_EPOCH + Duration::from_nanos(ns);
+                let mut events = SpanEvents::default();
+                for (ts, a) in evs {
+                    events.events.push(Event::new("e", at(ts), a, dropped));
+                }
+                let mut links = SpanLinks::default();
+                for ((lt, ls), a) in lks {
+                    links.links.push(Link::new(
+                        cx(lt, ls, f, f % 2 == 0, TraceState::NONE),
+                        a,
+                        dropped,
+                    ));
+                }
+                SpanData {
+                    span_context: cx(t, s, f, false, TraceState::NONE),
+                    parent_span_id: SpanId::from(p),
+                    parent_span_is_remote: f % 3 == 0,
+                    span_kind: SpanKind::Internal,
+                    name: Cow::Owned(name.clone()),
+                    start_time: at(st),
+                    end_time: at(en),
+                    attributes,
+                    dropped_attributes_count: dropped,
+                    events,
+                    links,
+                    status: match code {
+                        0 => Status::Unset,
+                        1 => Status::Ok,
+                        _ => Status::error(name),
+                    },
+                    instrumentation_scope: InstrumentationScope::builder("flowtel").build(),
+                }
+            },
+        );
+    let resource = Resource::builder().with_service_name("svc").build();
+    let r = SpanResource::new(&resource);
+    let mut runner = TestRunner::new_with_rng(
+        ProptestConfig {
+            cases: 200,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        },
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
+    runner
+        .run(&prop::collection::vec(span, 0..6), |batch| {
+            prop_assert_eq!(encode(&batch, &r), reference(batch, &resource));
+            Ok(())
+        })
+        .unwrap();
+}
