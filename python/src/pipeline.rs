@@ -66,6 +66,14 @@ impl Shared {
 
     /// Convert and queue the middlewares' batch, in order. Everything that
     /// must see every event recorded so far calls this first.
+    /// The pipeline's counts, after converting the pending batch.
+    fn stats_now(&self, py: Python<'_>) -> flowtel::Stats {
+        self.drain(py);
+        self.pipeline()
+            .map(flowtel::Flowtel::stats)
+            .unwrap_or_default()
+    }
+
     pub(crate) fn drain(&self, py: Python<'_>) {
         for event in self.batch.take() {
             self.record_caught(event.bind(py));
@@ -220,22 +228,12 @@ impl Flowtel {
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.shared.drain(py);
-        let s = self
-            .shared
-            .pipeline()
-            .map(flowtel::Flowtel::stats)
-            .unwrap_or_default();
+        let s = self.shared.stats_now(py);
         stats_dict(py, &s, self.shared.unmappable.load(Relaxed))
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        self.shared.drain(py);
-        let s = self
-            .shared
-            .pipeline()
-            .map(flowtel::Flowtel::stats)
-            .unwrap_or_default();
+        let s = self.shared.stats_now(py);
         format!(
             "<flowtel.Flowtel: {} events recorded, {} spans exported, {} events and {} spans dropped>",
             s.events_recorded,

@@ -64,8 +64,10 @@ impl std::hash::Hasher for Fnv {
 }
 
 /// A `HashMap` for flowtel's internal maps (runs by trace id, nodes by key,
-/// attribute values): rustc's Fx hash, a few ns per key where SipHash costs
-/// tens and byte-wise FNV took ~30 ns for a 32-character node id. Keys are
+/// attribute values): rustc's Fx hash, a word at a time, where byte-wise FNV
+/// spends 32 dependent multiplies on a 32-character node id (the map
+/// lookups were the largest hashing cost in `perf` of the mapping stage;
+/// `examples/stages.rs` measures the stage). Keys are
 /// bounded per run and per pipeline, so flooding a map with colliding keys
 /// only slows that map.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
@@ -89,7 +91,8 @@ pub(crate) fn trace_id_for(run: &str) -> (TraceId, bool) {
 }
 
 /// 32 hex digits (either case) as a number, without a branch per digit
-/// (`from_str_radix` after a check of every digit took ~90 ns per event).
+/// (`from_str_radix` after a check of every digit was ~3 % of the mapping
+/// stage in `perf`).
 fn hex128(s: &[u8]) -> Option<u128> {
     /// Each byte's digit value, or 16 for a byte that is not a hex digit.
     const DIGITS: [u8; 256] = {
@@ -115,6 +118,21 @@ fn hex128(s: &[u8]) -> Option<u128> {
         v = v << 4 | u128::from(d & 15);
     }
     (bad < 16).then_some(v)
+}
+
+/// A random number per call (no RNG crate needed: std's randomly keyed
+/// hasher, mixed with the process id and the clock).
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
 }
 
 /// The root span id of a run.
@@ -177,17 +195,8 @@ pub(crate) struct FreshIds {
 
 impl FreshIds {
     pub(crate) fn new() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
         FreshIds {
-            seed: h.finish(),
+            seed: random_u64(),
             next: std::sync::atomic::AtomicU64::new(0),
         }
     }

@@ -181,7 +181,7 @@ impl SpanMapper {
             closed: FastMap::default(),
             closed_order: VecDeque::new(),
             span_extras,
-            instance: instance_id(),
+            instance: ids::random_u64(),
         }
     }
 
@@ -386,21 +386,6 @@ impl SpanMapper {
         self.closed.insert(trace, ends.saturating_add(1));
         true
     }
-}
-
-/// A per-pipeline random id (no RNG crate needed: std's randomly keyed
-/// hasher, mixed with the process id and the clock).
-fn instance_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
 }
 
 #[cfg(test)]
