@@ -270,7 +270,6 @@ fn end_attempt(
     };
     node.remember_terminal(ev.attempt, (start, end), ev.span_id);
     run.attempts += 1;
-    let node = &run.nodes[key];
     let mut a = terminal_end(ev, cx, key, &run.meta, (start, end));
     if let Some(id) = chosen {
         a.id = id;
@@ -327,7 +326,6 @@ fn cancel_attempt(
             .span_id
             .unwrap_or_else(|| ids::attempt_span_id(run.meta.trace, key, s.attempt, end)),
     };
-    let node = &run.nodes[key];
     fx.spans.push(attempt_span(
         cx.scope,
         cx.cfg.max_attr_len,
