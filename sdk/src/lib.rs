@@ -115,6 +115,7 @@ mod metrics;
 mod parse;
 mod pipeline;
 mod privacy;
+mod record;
 mod run;
 mod self_metrics;
 #[cfg(feature = "bench-stages")]

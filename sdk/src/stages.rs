@@ -22,9 +22,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::record::SpanRecord;
 use opentelemetry::metrics::MeterProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 
 use crate::config::Config;
@@ -79,9 +79,9 @@ struct Run {
     metrics: FlowMetrics,
     fx: Effects,
     /// Spans mapped and not encoded yet (the buffer).
-    pending: Vec<SpanData>,
+    pending: Vec<SpanRecord>,
     /// The batch being encoded.
-    batch: Vec<SpanData>,
+    batch: Vec<SpanRecord>,
     batch_size: usize,
     resource: export::SpanResource,
     sender: Option<Sender>,

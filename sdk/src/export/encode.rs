@@ -6,16 +6,16 @@
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
-use opentelemetry_sdk::trace::SpanData;
 use prost::Message;
 
 use crate::exemplars::Exemplars;
+use crate::record::SpanRecord;
 
 pub(crate) use super::span_proto::SpanResource;
 
 /// An `ExportTraceServiceRequest` with the batch (written straight from
 /// the spans: see `span_proto/`).
-pub(crate) fn spans(batch: &[SpanData], resource: &SpanResource) -> Vec<u8> {
+pub(crate) fn spans(batch: &[SpanRecord], resource: &SpanResource) -> Vec<u8> {
     super::span_proto::encode(batch, resource)
 }
 

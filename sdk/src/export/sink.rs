@@ -9,6 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
+use crate::record::SpanRecord;
+
 use super::encode::{self, SpanResource};
 use super::outcome::Outcome;
 use super::transport::Transport;
@@ -22,7 +24,7 @@ pub(crate) trait SpanSink: Send + Sync + 'static {
 
     /// Make a batch ready to send (OTLP: encode and compress it, once),
     /// taking the spans out of `spans` (whose room the caller reuses).
-    fn prepare(&self, spans: &mut Vec<SpanData>) -> Self::Batch;
+    fn prepare(&self, spans: &mut Vec<SpanRecord>) -> Self::Batch;
 
     /// Send it once and say what happened. `timeout` bounds the request.
     fn send<'a>(
@@ -43,7 +45,7 @@ impl SpanSink for OtlpSpans {
     type Batch = Bytes;
     const RETRIES: bool = true;
 
-    fn prepare(&self, spans: &mut Vec<SpanData>) -> Bytes {
+    fn prepare(&self, spans: &mut Vec<SpanRecord>) -> Bytes {
         let encoded = encode::spans(spans, &self.resource);
         spans.clear();
         self.transport.prepare(encoded)
@@ -66,8 +68,8 @@ impl<E: SpanExporter + Sync + 'static> SpanSink for Local<E> {
     type Batch = Vec<SpanData>;
     const RETRIES: bool = false;
 
-    fn prepare(&self, spans: &mut Vec<SpanData>) -> Vec<SpanData> {
-        std::mem::take(spans)
+    fn prepare(&self, spans: &mut Vec<SpanRecord>) -> Vec<SpanData> {
+        spans.drain(..).map(SpanRecord::into_span_data).collect()
     }
 
     fn send<'a>(

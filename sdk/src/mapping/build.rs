@@ -1,10 +1,11 @@
-//! Building `SpanData`: attempt spans, root spans and partial run spans, and
+//! Building spans: attempt spans (compact, see `record.rs`), root spans and
+//! partial run spans (`SpanData`), and
 //! the small conversions they need (timestamps, truncation, Python
 //! exception reprs). Pure functions of what the mapping decided.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flowtel_semconv::{attr, event, outcome, span as sc};
+use flowtel_semconv::{attr, event, outcome};
 use opentelemetry::trace::{
     Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -12,6 +13,7 @@ use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use super::state::{NodeState, RunMeta};
+use crate::record::{AttemptError, AttemptSpan};
 
 /// Nanoseconds since the unix epoch, exact to the microsecond for the
 /// timestamps PenguiFlow writes (the fraction is taken apart from the seconds
@@ -153,61 +155,36 @@ fn outcome_of(
 
 /// One node attempt's span, a child of its run's root.
 pub(super) fn attempt_span(
-    scope: &InstrumentationScope,
     max_attr_len: usize,
     meta: &RunMeta,
     node: &NodeState,
     a: AttemptEnd<'_>,
-) -> SpanData {
-    let (out, error) = outcome_of(a.kind, a.exception);
-    let mut attributes = Vec::with_capacity(10);
-    attributes.push(kv(attr::NODE_NAME, node.span_name.clone()));
-    if let Some(id) = &node.id {
-        attributes.push(kv(attr::NODE_ID, id.clone()));
+) -> AttemptSpan {
+    let (outcome, error) = outcome_of(a.kind, a.exception);
+    let error = error.map(|(error_type, exception_type, msg)| {
+        Box::new(AttemptError {
+            error_type,
+            exception_type,
+            message: truncate(&msg, max_attr_len),
+        })
+    });
+    AttemptSpan {
+        trace: meta.trace,
+        id: a.id,
+        parent: crate::ids::root_span_id(meta.trace),
+        name: node.span_name.clone(),
+        node_id: node.id.clone(),
+        attempt: a.attempt,
+        outcome,
+        depth_in: a.depth_in,
+        depth_out: a.depth_out,
+        run_id: meta.run_id.clone(),
+        tenant: meta.tenant.clone(),
+        extras: a.extras,
+        error,
+        start: to_time(a.start),
+        end: to_time(a.end.max(a.start)),
     }
-    attributes.push(kv(attr::NODE_ATTEMPT, i64::from(a.attempt)));
-    attributes.push(kv(attr::NODE_OUTCOME, out));
-    attributes.push(kv(attr::QUEUE_DEPTH_IN, a.depth_in as i64));
-    attributes.push(kv(attr::QUEUE_DEPTH_OUT, a.depth_out as i64));
-    if let Some(id) = &meta.run_id {
-        attributes.push(kv(attr::RUN_ID, id.clone()));
-    }
-    if let Some(t) = &meta.tenant {
-        attributes.push(kv(attr::TENANT, t.clone()));
-    }
-    attributes.extend(a.extras);
-    let mut events = SpanEvents::default();
-    let status = match error {
-        Some((error_type, exc_type, msg)) => {
-            let msg = truncate(&msg, max_attr_len);
-            events.events.push(Event::new(
-                sc::EXCEPTION_EVENT,
-                to_time(a.end),
-                vec![
-                    kv(attr::EXCEPTION_TYPE, exc_type),
-                    kv(attr::EXCEPTION_MESSAGE, msg.clone()),
-                ],
-                0,
-            ));
-            let description = if msg.is_empty() {
-                error_type.clone()
-            } else {
-                msg
-            };
-            attributes.push(kv(attr::ERROR_TYPE, error_type));
-            Status::error(description)
-        }
-        None => Status::Unset,
-    };
-    new_span(
-        scope,
-        (meta.trace, a.id, crate::ids::root_span_id(meta.trace)),
-        node.span_name.to_string(),
-        (a.start, a.end.max(a.start)),
-        attributes,
-        events,
-        status,
-    )
 }
 
 /// What a run span (root or partial) says about the run.

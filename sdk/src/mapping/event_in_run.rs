@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use flowtel_semconv::{attr, event, outcome, span as sc};
 use opentelemetry::trace::Event;
-use opentelemetry::{InstrumentationScope, Key, KeyValue, Value};
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry::{Key, KeyValue, Value};
 use serde_json::Value as Json;
 
 use super::build::{attempt_span, kv, ms_to_ns, to_time, AttemptEnd};
@@ -20,6 +19,7 @@ use super::{
 };
 use crate::event::FlowEvent;
 use crate::ids;
+use crate::record::SpanRecord;
 
 pub(super) fn node_key(ev: &FlowEvent) -> &str {
     ev.node_id
@@ -66,7 +66,6 @@ pub(super) fn is_terminal(kind: &str) -> bool {
 /// What `map_into_run` reads from the mapper.
 #[derive(Clone, Copy)]
 pub(super) struct Ctx<'a> {
-    pub(super) scope: &'a InstrumentationScope,
     pub(super) cfg: &'a MappingConfig,
     pub(super) span_extras: &'a [(String, Key)],
 }
@@ -74,14 +73,13 @@ pub(super) struct Ctx<'a> {
 /// The span of an attempt exported while still open; with `keep_id`, under
 /// the id its guard chose, if any.
 pub(super) fn open_attempt_span(
-    scope: &InstrumentationScope,
     cfg: &MappingConfig,
     meta: &RunMeta,
     (key, node): (&str, &NodeState),
     s: &OpenStart,
     end: u128,
     keep_id: bool,
-) -> SpanData {
+) -> SpanRecord {
     let derived = || ids::open_attempt_span_id(meta.trace, key, s.attempt, s.start_ns);
     let a = AttemptEnd {
         kind: outcome::INCOMPLETE,
@@ -94,17 +92,11 @@ pub(super) fn open_attempt_span(
         end,
         id: s.span_id.filter(|_| keep_id).unwrap_or_else(derived),
     };
-    attempt_span(scope, cfg.max_attr_len, meta, node, a)
+    SpanRecord::Attempt(attempt_span(cfg.max_attr_len, meta, node, a))
 }
 
 /// Give up the attempts of `run` open for longer than `max_attempt_age`.
-pub(super) fn give_up_stale(
-    run: &mut Run,
-    now: Instant,
-    scope: &InstrumentationScope,
-    cfg: &MappingConfig,
-    fx: &mut Effects,
-) {
+pub(super) fn give_up_stale(run: &mut Run, now: Instant, cfg: &MappingConfig, fx: &mut Effects) {
     let run_end = run.end_ns;
     for (key, node) in run.nodes.iter_mut() {
         let mut i = 0;
@@ -116,7 +108,6 @@ pub(super) fn give_up_stale(
             let s = node.open.remove(i);
             let end = run_end.max(s.start_ns);
             fx.spans.push(open_attempt_span(
-                scope,
                 cfg,
                 &run.meta,
                 (key, node),
@@ -160,13 +151,12 @@ pub(super) fn map_into_run(
                 run.attempts += 1;
                 extend_run_time(run, start, end);
                 let a = terminal_end(ev, cx, key, &run.meta, (start, end));
-                fx.spans.push(attempt_span(
-                    cx.scope,
+                fx.spans.push(SpanRecord::Attempt(attempt_span(
                     cx.cfg.max_attr_len,
                     &run.meta,
                     &node,
                     a,
-                ));
+                )));
             }
             return Verdict::Mapped;
         }
@@ -275,13 +265,12 @@ fn end_attempt(
         a.id = id;
     }
     fx.ended_attempt = Some((run.meta.trace, a.id));
-    fx.spans.push(attempt_span(
-        cx.scope,
+    fx.spans.push(SpanRecord::Attempt(attempt_span(
         cx.cfg.max_attr_len,
         &run.meta,
         node,
         a,
-    ));
+    )));
     extend_run_time(run, start, end);
     Verdict::Mapped
 }
@@ -326,13 +315,12 @@ fn cancel_attempt(
             .span_id
             .unwrap_or_else(|| ids::attempt_span_id(run.meta.trace, key, s.attempt, end)),
     };
-    fx.spans.push(attempt_span(
-        cx.scope,
+    fx.spans.push(SpanRecord::Attempt(attempt_span(
         cx.cfg.max_attr_len,
         &run.meta,
         node,
         a,
-    ));
+    )));
 }
 
 pub(super) fn extend_run_time(run: &mut Run, start: u128, end: u128) {

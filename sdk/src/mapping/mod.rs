@@ -51,10 +51,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flowtel_semconv::{attr, span as sc};
+use flowtel_semconv::attr;
 use opentelemetry::trace::TraceId;
-use opentelemetry::{InstrumentationScope, Key};
-use opentelemetry_sdk::trace::SpanData;
+use opentelemetry::Key;
 
 pub(crate) use build::{parse_exception, truncate, ts_ns};
 use build::{run_span, RunSummary};
@@ -63,6 +62,7 @@ use state::{Run, RunMeta};
 
 use crate::event::FlowEvent;
 use crate::ids::{self, FastMap};
+use crate::record::{scope, SpanRecord};
 
 /// Distinct nodes tracked per run.
 const MAX_NODES_PER_RUN: usize = 4096;
@@ -105,7 +105,7 @@ pub(crate) struct Counts {
 /// flight per node (by metric node name, never an id), and counts.
 #[derive(Default)]
 pub(crate) struct Effects {
-    pub(crate) spans: Vec<SpanData>,
+    pub(crate) spans: Vec<SpanRecord>,
     pub(crate) active: Vec<(Arc<str>, i64)>,
     pub(crate) counts: Counts,
     /// The trace and span id of the attempt span the last event ended, as
@@ -148,7 +148,6 @@ impl EndReason {
 /// Turns FlowEvents into spans; one per pipeline, on its mapping thread.
 pub(crate) struct SpanMapper {
     cfg: MappingConfig,
-    scope: InstrumentationScope,
     runs: FastMap<TraceId, Run>,
     /// Units of state held by all open runs (see [`Run::units`]).
     units: usize,
@@ -173,9 +172,6 @@ impl SpanMapper {
             .collect();
         SpanMapper {
             cfg,
-            scope: InstrumentationScope::builder(sc::SCOPE)
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
             runs: FastMap::default(),
             units: 0,
             closed: FastMap::default(),
@@ -213,7 +209,6 @@ impl SpanMapper {
             ev,
             now,
             Ctx {
-                scope: &self.scope,
                 cfg: &self.cfg,
                 span_extras: &self.span_extras,
             },
@@ -251,7 +246,7 @@ impl SpanMapper {
             };
             if run.open_total > 0 {
                 let before = run.units();
-                give_up_stale(run, now, &self.scope, &self.cfg, fx);
+                give_up_stale(run, now, &self.cfg, fx);
                 self.units -= before - run.units();
             }
             if run.open_total == 0 {
@@ -342,7 +337,6 @@ impl SpanMapper {
             for s in std::mem::take(&mut node.open) {
                 let end = run_end.max(s.start_ns);
                 fx.spans.push(open_attempt_span(
-                    &self.scope,
                     &self.cfg,
                     &run.meta,
                     (key, node),
@@ -373,7 +367,7 @@ impl SpanMapper {
                 dropped_events: run.dropped_events,
                 partial: partial.then(|| ids::partial_span_id(trace, self.instance, ends)),
             };
-            fx.spans.push(run_span(&self.scope, summary));
+            fx.spans.push(run_span(scope(), summary).into());
         }
         if ends == 0 {
             self.closed_order.push_back(trace);

@@ -77,7 +77,8 @@ mod tests {
         m.on_event(&done, Instant::now(), &mut fx);
         let span = fx
             .spans
-            .iter()
+            .drain(..)
+            .map(crate::record::SpanRecord::into_span_data)
             .find(|s| s.name == "fetch")
             .expect("attempt span");
         assert_eq!(span.span_context.span_id(), SpanId::from(0x5eed));

@@ -9,14 +9,14 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use opentelemetry_sdk::trace::SpanData;
 use tokio::sync::Notify;
 
+use crate::record::SpanRecord;
 use crate::stats::Counters;
 
 #[derive(Default)]
 struct Spans {
-    queue: VecDeque<SpanData>,
+    queue: VecDeque<SpanRecord>,
     /// Taken by an export loop and not settled yet (in flight or held).
     taken: usize,
     /// Shutdown has begun forgetting spans: later ones are counted lost.
@@ -63,7 +63,7 @@ impl SpanBuffer {
         }
     }
 
-    pub(super) fn push(&self, spans: &mut Vec<SpanData>, stats: &Counters) {
+    pub(super) fn push(&self, spans: &mut Vec<SpanRecord>, stats: &Counters) {
         if spans.is_empty() {
             return;
         }
@@ -101,7 +101,7 @@ impl SpanBuffer {
     /// thread): queued if there is room, else dropped and counted. Never
     /// waits, whatever the backpressure setting: a flow's own threads must
     /// not be slowed by a slow collector.
-    pub(super) fn offer(&self, span: SpanData, stats: &Counters) {
+    pub(super) fn offer(&self, span: SpanRecord, stats: &Counters) {
         let mut s = lock(&self.spans);
         if s.closed {
             drop(s);
@@ -122,7 +122,7 @@ impl SpanBuffer {
     /// Up to one batch, oldest first, into `into` (the export loop's own
     /// vector, reused from batch to batch); it stays counted against the
     /// capacity until [`settle`](Self::settle)d.
-    pub(super) fn take_batch(&self, into: &mut Vec<SpanData>) {
+    pub(super) fn take_batch(&self, into: &mut Vec<SpanRecord>) {
         let mut s = lock(&self.spans);
         let n = s.queue.len().min(self.batch);
         s.taken += n;
@@ -155,9 +155,7 @@ impl SpanBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_sdk::trace::SpanData;
-
-    fn spans(n: usize) -> Vec<SpanData> {
+    fn spans(n: usize) -> Vec<SpanRecord> {
         let sink = crate::InMemory::new();
         let f = crate::Flowtel::builder()
             .with_in_memory(&sink)
@@ -174,7 +172,11 @@ mod tests {
         }
         f.flush(Duration::from_secs(5)).unwrap();
         let _ = f.shutdown(Duration::from_secs(5));
-        sink.spans().into_iter().take(n).collect()
+        sink.spans()
+            .into_iter()
+            .take(n)
+            .map(SpanRecord::from)
+            .collect()
     }
 
     #[test]

@@ -15,13 +15,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry_sdk::trace::SpanData;
 use tokio::sync::mpsc as tmpsc;
 
 use super::buffer::SpanBuffer;
 use super::Reply;
 use crate::error::FlushError;
 use crate::export::{Outcome, RetryGate, SpanSink};
+use crate::record::SpanRecord;
 use crate::stats::Counters;
 
 pub(super) enum ExportCmd {
@@ -141,7 +141,7 @@ impl ExportLoop {
         &self,
         sink: &S,
         held: &mut Option<Held<S::Batch>>,
-        batch: &mut Vec<SpanData>,
+        batch: &mut Vec<SpanRecord>,
         deadline: Option<Instant>,
     ) -> Drained {
         let mut rejected = None;
@@ -249,7 +249,7 @@ impl ExportLoop {
         &self,
         sink: &S,
         mut held: Option<Held<S::Batch>>,
-        batch: &mut Vec<SpanData>,
+        batch: &mut Vec<SpanRecord>,
         deadline: Instant,
     ) -> Result<(), FlushError> {
         // Like a flush: one attempt now, unless the collector asked to wait.

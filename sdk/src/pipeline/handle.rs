@@ -251,7 +251,7 @@ impl Flowtel {
         };
         let c = &this.inner.stats;
         c.spans_created.fetch_add(1, Ordering::Relaxed);
-        this.inner.buffer.offer(span, c);
+        this.inner.buffer.offer(span.into(), c);
     }
 
     /// A handle that does not keep the pipeline alive (see

@@ -8,7 +8,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::trace::SpanData;
 use tokio::sync::mpsc as tmpsc;
 
 use super::buffer::SpanBuffer;
@@ -18,6 +17,7 @@ use crate::error::FlushError;
 use crate::ids::FastMap;
 use crate::mapping::{Counts, Effects, SpanMapper, Verdict};
 use crate::metrics::FlowMetrics;
+use crate::record::SpanRecord;
 use crate::stats::Counters;
 
 /// When the queue runs dry the mapping thread naps instead of parking on
@@ -92,7 +92,7 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) fn run(mut self, rx: Receiver<Msg>, runtime: tokio::runtime::Runtime) {
         let mut fx = Effects::default();
-        let mut pending: Vec<SpanData> = Vec::new();
+        let mut pending: Vec<SpanRecord> = Vec::new();
         let mut last_idle_check = Instant::now();
         let mut nap = Nap::new();
         let mut now = Instant::now();
@@ -183,7 +183,7 @@ impl Worker {
     fn flush(
         &mut self,
         fx: &mut Effects,
-        pending: &mut Vec<SpanData>,
+        pending: &mut Vec<SpanRecord>,
         spans: Reply,
         metrics: Reply,
     ) {
@@ -202,7 +202,7 @@ impl Worker {
         &mut self,
         now: Instant,
         fx: &mut Effects,
-        pending: &mut Vec<SpanData>,
+        pending: &mut Vec<SpanRecord>,
         oldest: &mut FastMap<std::sync::Arc<str>, Instant>,
     ) {
         self.mapper.end_idle(now, fx);
@@ -221,7 +221,7 @@ impl Worker {
         rx: &Receiver<Msg>,
         runtime: tokio::runtime::Runtime,
         fx: &mut Effects,
-        pending: &mut Vec<SpanData>,
+        pending: &mut Vec<SpanRecord>,
     ) {
         let (deadline, reply) = match shutdown {
             Some((d, r)) => (d, Some(r)),
@@ -295,7 +295,7 @@ impl Worker {
     }
 
     /// Feed what the mapping produced to the metrics and the span queue.
-    pub(super) fn apply(&mut self, fx: &mut Effects, pending: &mut Vec<SpanData>) {
+    pub(super) fn apply(&mut self, fx: &mut Effects, pending: &mut Vec<SpanRecord>) {
         if fx.counts != Counts::default() {
             count_mapping(&self.stats, &std::mem::take(&mut fx.counts));
         }

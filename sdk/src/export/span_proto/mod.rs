@@ -1,4 +1,5 @@
-//! A span batch written straight from `SpanData` as OTLP protobuf bytes
+//! A span batch written straight from flowtel's span records (attempt spans
+//! in `attempt.rs`) and `SpanData` as OTLP protobuf bytes
 //! (`ExportTraceServiceRequest`), with prost's wire-format primitives.
 //!
 //! # Why not opentelemetry-proto's conversion
@@ -28,6 +29,9 @@ use opentelemetry_sdk::Resource;
 use prost::encoding::{encode_key, key_len, WireType};
 use prost::Message;
 
+use crate::record::SpanRecord;
+
+mod attempt;
 mod values;
 mod wire;
 
@@ -61,14 +65,20 @@ impl SpanResource {
 
 /// An `ExportTraceServiceRequest` holding `batch`: one `ResourceSpans`,
 /// one `ScopeSpans` per instrumentation scope in order of first appearance.
-pub(crate) fn encode(batch: &[SpanData], resource: &SpanResource) -> Vec<u8> {
+pub(crate) fn encode(batch: &[SpanRecord], resource: &SpanResource) -> Vec<u8> {
     // Sizes first (each span's kept for its own length prefix), then one
     // exact allocation and one pass of writing.
-    let span_lens: Vec<usize> = batch.iter().map(span_len).collect();
+    let span_lens: Vec<usize> = batch.iter().map(record_len).collect();
     let mut scopes: Vec<Scope<'_>> = Vec::new();
     for (i, span) in batch.iter().enumerate() {
-        let scope = &span.instrumentation_scope;
-        let at = match scopes.iter().position(|s| s.scope == scope) {
+        let scope = match span {
+            SpanRecord::Attempt(_) => crate::record::scope(),
+            SpanRecord::Whole(s) => &s.instrumentation_scope,
+        };
+        let at = match scopes
+            .iter()
+            .position(|s| std::ptr::eq(s.scope, scope) || s.scope == scope)
+        {
             Some(at) => at,
             None => {
                 scopes.push(Scope::new(scope));
@@ -95,7 +105,10 @@ pub(crate) fn encode(batch: &[SpanData], resource: &SpanResource) -> Vec<u8> {
         buf.extend_from_slice(&s.encoded);
         for &i in &s.spans {
             put_delimited(2, span_lens[i], &mut buf);
-            put_span(&batch[i], &mut buf);
+            match &batch[i] {
+                SpanRecord::Attempt(a) => attempt::put_span(a, &mut buf),
+                SpanRecord::Whole(s) => put_span(s, &mut buf),
+            }
         }
         put_str(3, s.schema_url, &mut buf);
     }
@@ -196,6 +209,13 @@ fn status(s: &Status) -> (&str, u64) {
 fn status_len(s: &Status) -> usize {
     let (message, code) = status(s);
     str_len(2, message) + varint_len(3, code)
+}
+
+fn record_len(r: &SpanRecord) -> usize {
+    match r {
+        SpanRecord::Attempt(a) => attempt::span_len(a),
+        SpanRecord::Whole(s) => span_len(s),
+    }
 }
 
 fn span_len(span: &SpanData) -> usize {

@@ -17,6 +17,11 @@ fn reference(batch: Vec<SpanData>, resource: &Resource) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// The spans as the pipeline carries them (whole).
+fn whole(batch: &[SpanData]) -> Vec<SpanRecord> {
+    batch.iter().cloned().map(SpanRecord::from).collect()
+}
+
 fn cx(trace: u128, span: u64, flags: u8, remote: bool, state: TraceState) -> SpanContext {
     SpanContext::new(
         TraceId::from(trace),
@@ -145,7 +150,7 @@ fn the_bytes_are_opentelemetry_protos_with_every_field_set() {
         .with_service_name("svc")
         .with_schema_url([KeyValue::new("deployment", "prod")], "https://x/1.0")
         .build();
-    let ours = encode(&batch, &SpanResource::new(&resource));
+    let ours = encode(&whole(&batch), &SpanResource::new(&resource));
     assert_eq!(ours, reference(batch, &resource));
 }
 
@@ -170,7 +175,7 @@ fn an_empty_batch_and_a_bare_span_match_too() {
         instrumentation_scope: InstrumentationScope::builder("").build(),
     };
     assert_eq!(
-        encode(std::slice::from_ref(&bare), &r),
+        encode(&whole(std::slice::from_ref(&bare)), &r),
         reference(vec![bare], &resource)
     );
 }
@@ -265,8 +270,130 @@ fn generated_spans_give_opentelemetry_protos_bytes() {
     );
     runner
         .run(&prop::collection::vec(span, 0..6), |batch| {
-            prop_assert_eq!(encode(&batch, &r), reference(batch, &resource));
+            prop_assert_eq!(encode(&whole(&batch), &r), reference(batch, &resource));
             Ok(())
         })
+        .unwrap();
+}
+
+/// Attempt spans written from their compact record give the bytes of their
+/// `SpanData` (as opentelemetry-proto writes it), alone and mixed with
+/// whole spans of flowtel's scope and of another one: every optional part
+/// present or not, empty and long strings, extreme numbers and times.
+#[test]
+fn attempt_records_give_the_bytes_of_their_span_data() {
+    use std::sync::Arc;
+
+    use crate::record::{AttemptError, AttemptSpan};
+    use proptest::prelude::*;
+    use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+
+    let text = prop_oneof!["[a-zé_ ]{0,8}", (120usize..140).prop_map(|n| "x".repeat(n))];
+    let shared = text.clone().prop_map(|s| Arc::<str>::from(s.as_str()));
+    let extra = prop_oneof![
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        text.clone().prop_map(Value::from),
+    ];
+    let error = (text.clone(), text.clone(), text.clone()).prop_map(|(t, e, m)| {
+        Box::new(AttemptError {
+            error_type: t,
+            exception_type: e,
+            message: m,
+        })
+    });
+    let time = prop_oneof![Just(0u64), 1u64..10, 1_700_000_000_000_000_000u64..u64::MAX];
+    let outcome = prop_oneof![Just("success"), Just("error"), Just("timeout"), Just("")];
+    let attempt = (
+        (
+            any::<u128>(),
+            any::<u64>(),
+            prop_oneof![Just(0u64), any::<u64>()],
+        ),
+        (
+            shared.clone(),
+            prop::option::of(shared.clone()),
+            any::<u32>(),
+            outcome,
+        ),
+        (any::<u64>(), any::<u64>()),
+        (prop::option::of(shared.clone()), prop::option::of(shared)),
+        prop::collection::vec(
+            ("flow\\.extra\\.[a-z]{1,6}", extra).prop_map(|(k, v)| KeyValue::new(k, v)),
+            0..3,
+        ),
+        prop::option::of(error),
+        (time.clone(), time),
+    )
+        .prop_map(
+            |(
+                (t, id, parent),
+                (name, node_id, n, outcome),
+                (din, dout),
+                (run, tenant),
+                extras,
+                error,
+                (st, en),
+            )| {
+                let at = |ns: u64| UNIX_EPOCH + Duration::from_nanos(ns);
+                AttemptSpan {
+                    trace: TraceId::from(t),
+                    id: SpanId::from(id),
+                    parent: SpanId::from(parent),
+                    name,
+                    node_id,
+                    attempt: n,
+                    outcome,
+                    depth_in: din,
+                    depth_out: dout,
+                    run_id: run,
+                    tenant,
+                    extras,
+                    error,
+                    start: at(st),
+                    end: at(en),
+                }
+            },
+        );
+    let other = InstrumentationScope::builder("lib")
+        .with_version("1")
+        .build();
+    let resource = Resource::builder().with_service_name("svc").build();
+    let r = SpanResource::new(&resource);
+    let mut runner = TestRunner::new_with_rng(
+        ProptestConfig {
+            cases: 300,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        },
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
+    runner
+        .run(
+            &(prop::collection::vec(attempt, 0..5), 0u64..3),
+            |(attempts, wholes)| {
+                let mut records: Vec<SpanRecord> = Vec::new();
+                let mut datas: Vec<SpanData> = Vec::new();
+                for (i, a) in attempts.into_iter().enumerate() {
+                    if (i as u64) < wholes {
+                        let s = span(
+                            i as u64,
+                            if i % 2 == 0 {
+                                other.clone()
+                            } else {
+                                crate::record::scope().clone()
+                            },
+                        );
+                        records.push(s.clone().into());
+                        datas.push(s);
+                    }
+                    datas.push(a.to_span_data());
+                    records.push(SpanRecord::Attempt(a));
+                }
+                prop_assert_eq!(encode(&records, &r), reference(datas, &resource));
+                Ok(())
+            },
+        )
         .unwrap();
 }

@@ -1,10 +1,11 @@
 //! Attributes as OTLP `KeyValue`s and `AnyValue`s, written straight from
 //! opentelemetry's values.
 
-use opentelemetry::{Array, KeyValue, StringValue, Value};
+use opentelemetry::{Array, KeyValue, Value};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 
 use super::wire::{delimited_len, put_delimited, put_str, str_len};
+use crate::record::AttrValue;
 
 // `KeyValue` { key (1), value (2): `AnyValue` }.
 
@@ -33,7 +34,7 @@ enum Scalar<'a> {
     Bool(bool),
     I64(i64),
     F64(f64),
-    Str(&'a StringValue),
+    Str(&'a str),
 }
 
 impl Scalar<'_> {
@@ -42,7 +43,7 @@ impl Scalar<'_> {
             Scalar::Bool(_) => key_len(2) + 1,
             Scalar::I64(i) => key_len(3) + encoded_len_varint(*i as u64),
             Scalar::F64(_) => key_len(4) + 8,
-            Scalar::Str(s) => delimited_len(1, s.as_str().len()),
+            Scalar::Str(s) => delimited_len(1, s.len()),
         }
     }
 
@@ -61,8 +62,8 @@ impl Scalar<'_> {
                 buf.extend_from_slice(&f.to_le_bytes());
             }
             Scalar::Str(s) => {
-                put_delimited(1, s.as_str().len(), buf);
-                buf.extend_from_slice(s.as_str().as_bytes());
+                put_delimited(1, s.len(), buf);
+                buf.extend_from_slice(s.as_bytes());
             }
         }
     }
@@ -74,7 +75,7 @@ fn elements(a: &Array) -> Box<dyn Iterator<Item = Scalar<'_>> + '_> {
         Array::Bool(v) => Box::new(v.iter().map(|b| Scalar::Bool(*b))),
         Array::I64(v) => Box::new(v.iter().map(|i| Scalar::I64(*i))),
         Array::F64(v) => Box::new(v.iter().map(|f| Scalar::F64(*f))),
-        Array::String(v) => Box::new(v.iter().map(Scalar::Str)),
+        Array::String(v) => Box::new(v.iter().map(|s| Scalar::Str(s.as_str()))),
         _ => Box::new(std::iter::empty()),
     }
 }
@@ -89,7 +90,7 @@ fn any_len(v: &Value) -> usize {
         Value::Bool(b) => Scalar::Bool(*b).len(),
         Value::I64(i) => Scalar::I64(*i).len(),
         Value::F64(f) => Scalar::F64(*f).len(),
-        Value::String(s) => Scalar::Str(s).len(),
+        Value::String(s) => Scalar::Str(s.as_str()).len(),
         Value::Array(a) => delimited_len(5, array_len(a)),
         // A kind of value newer than flowtel: an empty `AnyValue`.
         _ => 0,
@@ -101,7 +102,7 @@ fn put_any(v: &Value, buf: &mut Vec<u8>) {
         Value::Bool(b) => Scalar::Bool(*b).put(buf),
         Value::I64(i) => Scalar::I64(*i).put(buf),
         Value::F64(f) => Scalar::F64(*f).put(buf),
-        Value::String(s) => Scalar::Str(s).put(buf),
+        Value::String(s) => Scalar::Str(s.as_str()).put(buf),
         Value::Array(a) => {
             put_delimited(5, array_len(a), buf);
             for s in elements(a) {
@@ -110,5 +111,40 @@ fn put_any(v: &Value, buf: &mut Vec<u8>) {
             }
         }
         _ => {}
+    }
+}
+
+// The same, for an attempt span's borrowed attributes (`record.rs`).
+
+/// A `KeyValue`'s length, from its parts.
+pub(super) fn attr_len(key: &str, v: &AttrValue<'_>) -> usize {
+    str_len(1, key) + delimited_len(2, attr_value_len(v))
+}
+
+/// A `KeyValue` (tag, length, key, value), from its parts.
+pub(super) fn put_attr(tag: u32, key: &str, v: &AttrValue<'_>, buf: &mut Vec<u8>) {
+    put_delimited(tag, attr_len(key, v), buf);
+    put_str(1, key, buf);
+    put_delimited(2, attr_value_len(v), buf);
+    match split(v) {
+        Ok(scalar) => scalar.put(buf),
+        Err(any) => put_any(any, buf),
+    }
+}
+
+fn attr_value_len(v: &AttrValue<'_>) -> usize {
+    match split(v) {
+        Ok(scalar) => scalar.len(),
+        Err(any) => any_len(any),
+    }
+}
+
+/// A scalar written as such, or an `extra` value written as any value is.
+fn split<'a>(v: &AttrValue<'a>) -> Result<Scalar<'a>, &'a Value> {
+    match *v {
+        AttrValue::Shared(s) => Ok(Scalar::Str(s)),
+        AttrValue::Static(s) | AttrValue::Owned(s) => Ok(Scalar::Str(s)),
+        AttrValue::I64(i) => Ok(Scalar::I64(i)),
+        AttrValue::Any(v) => Err(v),
     }
 }
