@@ -15,6 +15,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 
 use super::{blank, extra_value, set_field, Key, FLOW_EVENT_KEYS};
 use crate::event::FlowEvent;
@@ -54,7 +55,7 @@ struct Object<'de> {
     evidence: bool,
     /// Members that are no FlowEvent field, kept raw (top level only: they
     /// matter only if the line turns out to be a bare payload).
-    unknown: Vec<(Cow<'de, str>, &'de RawValue)>,
+    unknown: SmallVec<[(Cow<'de, str>, &'de RawValue); 8]>,
     /// A field of the wrong type (top level only: a log line's wrapper may
     /// hold anything).
     bad: bool,
@@ -69,7 +70,7 @@ impl Default for Object<'_> {
             saw_ts: false,
             saw_event: false,
             evidence: false,
-            unknown: Vec::new(),
+            unknown: SmallVec::new(),
             bad: false,
             present: false,
         }
