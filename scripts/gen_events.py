@@ -3,7 +3,10 @@ ingest throughput benchmark.
 
 Runs of fetch -> triage -> summarize: node_start/node_success pairs, with a
 node_error + node_retry every 10th run and a timeout + node_failed every 50th,
-plus an unrelated plain-text line every 1000 lines.
+plus an unrelated plain-text line every 1000 lines. `trace_pending` and
+`trace_inflight` are what PenguiFlow 3.11.2 reports on such runs
+(docs/RUN_END.md), so a run ends at its last event with
+`--run-end-node summarize`.
 
     python3 scripts/gen_events.py 1000000 /tmp/events.log
 """
@@ -29,8 +32,11 @@ def main(n: int, path: str) -> None:
                 "ts": round(ts, 6), "event": event, "node_name": node, "node_id": node_ids[node],
                 "trace_id": trace, "latency_ms": latency, "q_depth_in": rnd.randint(0, 3),
                 "q_depth_out": rnd.randint(0, 3), "q_depth_total": 0, "outgoing": 1,
-                "queue_maxsize": 64, "attempt": attempt, "trace_inflight": 1,
-                "trace_cancelled": False, "trace_pending": 1,
+                "queue_maxsize": 64, "attempt": attempt, "trace_inflight": 0,
+                "trace_cancelled": False,
+                # As PenguiFlow 3.11.2 counts a linear run (docs/RUN_END.md):
+                # the input, plus its output once a node succeeded.
+                "trace_pending": 2 if event == "node_success" else 1,
             }
             payload.update(extra)
             line = {"level": level, "logger": "penguiflow.core", "message": event,

@@ -3,7 +3,7 @@
 //! one thread, the pipeline's own code (`flowtel::stages`). Used by
 //! `scripts/bench-ingest`.
 //!
-//! cargo run --release -p flowtel --features bench-stages --example stages -- FILE [ENDPOINT grpc|http]
+//! cargo run --release -p flowtel --features bench-stages --example stages -- FILE [ENDPOINT grpc|http] [RUN_END_NODE...]
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: stages FILE [ENDPOINT grpc|http]";
+    let usage = "usage: stages FILE [ENDPOINT grpc|http] [RUN_END_NODE...]";
     let path = args.next().ok_or(usage)?;
     let send_to = match (args.next(), args.next().as_deref()) {
         (Some(ep), Some("grpc")) => Some((ep, Protocol::Grpc)),
@@ -23,8 +23,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (None, None) => None,
         _ => return Err(usage.into()),
     };
+    let run_end_nodes: Vec<String> = args.collect();
     let input = std::fs::read(&path)?;
-    let r = flowtel::stages::measure(&input, send_to.as_ref().map(|(e, p)| (e.as_str(), *p)))?;
+    let r = flowtel::stages::measure(
+        &input,
+        send_to.as_ref().map(|(e, p)| (e.as_str(), *p)),
+        &run_end_nodes,
+    )?;
     let per = |d: Duration| d.as_nanos() as f64 / r.events.max(1) as f64;
     println!(
         "{} lines, {} events, {} spans, {:.0} bytes of OTLP per span",

@@ -94,8 +94,16 @@ struct Run {
 /// Run every stage over `input` (JSON lines), [`CHUNK`] lines at a time.
 /// With `send_to`, each encoded batch also goes to that OTLP endpoint
 /// (the base URL, as `with_endpoint` takes it) and must be accepted.
-pub fn measure(input: &[u8], send_to: Option<(&str, Protocol)>) -> Result<Report, String> {
-    let config = Config::default();
+/// `run_end_nodes` are as `with_run_end_node` takes them.
+pub fn measure(
+    input: &[u8],
+    send_to: Option<(&str, Protocol)>,
+    run_end_nodes: &[String],
+) -> Result<Report, String> {
+    let config = Config {
+        run_end_nodes: run_end_nodes.to_vec(),
+        ..Config::default()
+    };
     let provider = SdkMeterProvider::builder().build();
     let meter = provider.meter("flowtel-stages");
     let mut run = Run {
