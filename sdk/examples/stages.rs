@@ -3,7 +3,8 @@
 //! one thread, the pipeline's own code (`flowtel::stages`). Used by
 //! `scripts/bench-ingest`.
 //!
-//! cargo run --release -p flowtel --features bench-stages --example stages -- FILE [ENDPOINT grpc|http] [RUN_END_NODE...]
+//! cargo run --release -p flowtel --features bench-stages --example stages -- FILE \
+//!     [--send ENDPOINT grpc|http] [--run-end-node NAME]...
 
 use std::time::Duration;
 
@@ -14,16 +15,24 @@ use flowtel::Protocol;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let usage = "usage: stages FILE [--send ENDPOINT grpc|http] [--run-end-node NAME]...";
     let mut args = std::env::args().skip(1);
-    let usage = "usage: stages FILE [ENDPOINT grpc|http] [RUN_END_NODE...]";
     let path = args.next().ok_or(usage)?;
-    let send_to = match (args.next(), args.next().as_deref()) {
-        (Some(ep), Some("grpc")) => Some((ep, Protocol::Grpc)),
-        (Some(ep), Some("http")) => Some((ep, Protocol::HttpProtobuf)),
-        (None, None) => None,
-        _ => return Err(usage.into()),
-    };
-    let run_end_nodes: Vec<String> = args.collect();
+    let (mut send_to, mut run_end_nodes) = (None, Vec::new());
+    while let Some(flag) = args.next() {
+        match (flag.as_str(), args.next()) {
+            ("--send", Some(ep)) => {
+                let protocol = match args.next().as_deref() {
+                    Some("grpc") => Protocol::Grpc,
+                    Some("http") => Protocol::HttpProtobuf,
+                    _ => return Err(usage.into()),
+                };
+                send_to = Some((ep, protocol));
+            }
+            ("--run-end-node", Some(name)) => run_end_nodes.push(name),
+            _ => return Err(usage.into()),
+        }
+    }
     let input = std::fs::read(&path)?;
     let r = flowtel::stages::measure(
         &input,

@@ -42,12 +42,12 @@
 //!   No span id is ever exported twice with different content.
 
 mod build;
+mod closed;
 mod event_in_run;
 mod observe;
 mod run_end;
 mod state;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,7 @@ use opentelemetry::Key;
 
 pub(crate) use build::{parse_exception, truncate, ts_ns};
 use build::{run_span, RunSummary};
+use closed::ClosedRuns;
 use event_in_run::{give_up_stale, map_into_run, open_attempt_span, Ctx};
 use state::{Run, RunMeta};
 
@@ -151,10 +152,8 @@ pub(crate) struct SpanMapper {
     runs: FastMap<TraceId, Run>,
     /// Units of state held by all open runs (see [`Run::units`]).
     units: usize,
-    /// Runs this pipeline has ended, with how many times: a run seen again
-    /// after its root went out gets a partial run span, never a second root.
-    closed: FastMap<TraceId, u32>,
-    closed_order: VecDeque<TraceId>,
+    /// Runs this pipeline has ended (see `closed.rs`).
+    closed: ClosedRuns,
     /// Allow-listed `extra` keys and their span attribute keys.
     span_extras: Vec<(String, Key)>,
     /// Distinguishes this pipeline's partial run spans from other
@@ -171,13 +170,13 @@ impl SpanMapper {
             .map(|k| (k.clone(), Key::new(format!("{}{k}", attr::EXTRA_PREFIX))))
             .collect();
         SpanMapper {
-            cfg,
             runs: FastMap::default(),
             units: 0,
-            closed: FastMap::default(),
-            closed_order: VecDeque::new(),
+            // The last 2× to 4× `max_open_runs` ended runs (at least 2 048).
+            closed: ClosedRuns::new(cfg.max_open_runs.max(1024) * 2),
             span_extras,
             instance: ids::random_u64(),
+            cfg,
         }
     }
 
@@ -347,7 +346,7 @@ impl SpanMapper {
                 fx.active.push((node.metric_name.clone(), -1));
             }
         }
-        let ends = self.closed.get(&trace).copied().unwrap_or(0);
+        let ends = self.closed.ends(&trace);
         let partial = self.cfg.partial_runs || ends > 0;
         // A partial span carries what only this pipeline saw: worth one only
         // when it has run events, or when partial spans are the mode.
@@ -369,15 +368,7 @@ impl SpanMapper {
             };
             fx.spans.push(run_span(scope(), summary).into());
         }
-        if ends == 0 {
-            self.closed_order.push_back(trace);
-            if self.closed_order.len() > self.cfg.max_open_runs.max(1024) * 4 {
-                if let Some(old) = self.closed_order.pop_front() {
-                    self.closed.remove(&old);
-                }
-            }
-        }
-        self.closed.insert(trace, ends.saturating_add(1));
+        self.closed.record_end(trace);
         true
     }
 }
