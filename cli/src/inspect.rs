@@ -2,13 +2,15 @@
 //! PenguiFlow telemetry guide, walked for one run: the last successful node,
 //! the failing (or slowest) node with its error, queue depths around it,
 //! retries, cancellation and deadline events, then the run's waterfall.
-//! This file finds the run's events; `incident.rs` decides what failed and
-//! `report.rs` words the sequence.
+//! This file finds the run's events and has the SDK map them to spans (as
+//! an export would); `incident.rs` decides from those spans what failed,
+//! and `report.rs` words the sequence.
 
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowtel::{FlowEvent, Flowtel};
+use flowtel::{BuildError, FlowEvent, Flowtel, SpanData};
 
 use crate::args::Inspect;
 use crate::ingest::{classify, Parsed};
@@ -77,23 +79,48 @@ pub(crate) fn run(a: Inspect, stop: &AtomicBool, color: bool) -> i32 {
     }
     evs.sort_by(|x, y| x.ts.total_cmp(&y.ts));
     let style = Style { color };
-    let mut text = report(&a.trace_id, &evs, style);
-
-    // The waterfall, from the same spans an export would carry.
     let runs = Runs::default();
-    let flowtel = Flowtel::builder().with_span_callback(runs.sink()).build();
-    let mut table = NodeTable::default();
-    if let Ok(f) = flowtel {
-        for e in &evs {
-            table.add(e);
-            let _ = f.record_wait(e.clone(), Duration::from_secs(10));
+    let spans = match map_run(&evs, &runs) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("flowtel: {e}");
+            return 2;
         }
-        let _ = f.shutdown(Duration::from_secs(10));
-        text.push_str(&runs.render(1, style).0);
-        text.push_str(&table.render(style));
+    };
+    let mut text = report(&a.trace_id, &evs, &spans, style);
+    // The waterfall, from the same spans.
+    text.push_str(&runs.render(1, style).0);
+    let mut table = NodeTable::default();
+    for e in &evs {
+        table.add(e);
     }
+    text.push_str(&table.render(style));
     print!("{text}");
     i32::from(!errors.is_empty())
+}
+
+/// The spans the SDK makes of one run's events (sorted by time), exactly
+/// as it would export them, in the order it hands them over; `runs` gets
+/// them too, for the waterfall.
+pub(crate) fn map_run(evs: &[FlowEvent], runs: &Runs) -> Result<Vec<SpanData>, BuildError> {
+    let spans: Arc<Mutex<Vec<SpanData>>> = Arc::default();
+    let sink = {
+        let (spans, runs) = (Arc::clone(&spans), runs.sink());
+        move |batch: Vec<SpanData>| {
+            spans
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(batch.iter().cloned());
+            runs(batch);
+        }
+    };
+    let f = Flowtel::builder().with_span_callback(sink).build()?;
+    for e in evs {
+        let _ = f.record_wait(e.clone(), Duration::from_secs(10));
+    }
+    let _ = f.shutdown(Duration::from_secs(10));
+    let mut spans = spans.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(std::mem::take(&mut *spans))
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ mod lines;
 mod progress;
 mod report;
 mod signals;
+mod timeline;
 mod view;
 
 fn use_color(c: args::Color) -> bool {

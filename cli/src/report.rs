@@ -1,16 +1,21 @@
 //! The text of `flowtel inspect`: the incident-debugging sequence of the
 //! PenguiFlow telemetry guide for one run, one function per step. What
-//! failed, what recovered and what last succeeded are decided in
-//! `incident.rs`; this file only words it.
+//! failed, what recovered and what last succeeded are decided from the
+//! run's spans in `incident.rs`; this file only words it. The words come
+//! from the event each decided span was made from where the span carries
+//! the fact only parsed, cut or rounded (the exception's repr, the
+//! `flow_error`, the raw timestamp and latency), or not at all (queue
+//! limits, the run's pending and in-flight counts).
 
 use std::fmt::Write as _;
 
-use flowtel::FlowEvent;
+use flowtel::{FlowEvent, SpanData};
 use flowtel_semconv::event;
 use serde_json::Value as Json;
 
 use crate::incident::{Failure, Incident};
 use crate::inspect::iso;
+use crate::timeline::{Kind, Moment};
 use crate::view::{fmt_ms, Style};
 
 fn node(e: &FlowEvent) -> &str {
@@ -22,12 +27,15 @@ fn exception(e: &FlowEvent) -> Option<&str> {
 }
 
 /// ` (ValueError('...'))`, or nothing.
-fn exception_note(e: &FlowEvent) -> String {
-    exception(e).map(|x| format!(" ({x})")).unwrap_or_default()
+fn exception_note(e: Option<&FlowEvent>) -> String {
+    e.and_then(exception)
+        .map(|x| format!(" ({x})"))
+        .unwrap_or_default()
 }
 
-fn failure_kind(e: &FlowEvent) -> &'static str {
-    if e.event_type == event::NODE_TIMEOUT {
+/// How a failed attempt failed: `timeout` or `error`.
+fn failure_kind(m: &Moment) -> &'static str {
+    if m.kind == Kind::Timeout {
         "timeout"
     } else {
         "error"
@@ -37,20 +45,20 @@ fn failure_kind(e: &FlowEvent) -> &'static str {
 /// What ended a failing node: `NODE_TIMEOUT: Node 'summarize' timed out
 /// ...` from its `node_failed`, or, when its retries had not run out where
 /// the events end, what its last attempt did.
-fn failure_detail(e: &FlowEvent, f: &Failure) -> String {
+fn failure_detail(f: &Failure, e: Option<&FlowEvent>) -> String {
     if !f.terminal {
         return format!(
             "{}, no node_failed (still retrying, or the log ends here)",
-            failure_kind(e)
+            failure_kind(&f.at)
         );
     }
-    match e.extra.get("flow_error") {
+    match e.and_then(|e| e.extra.get("flow_error")) {
         Some(fe) => {
             let code = fe.get("code").and_then(Json::as_str).unwrap_or("?");
             let msg = fe.get("message").and_then(Json::as_str).unwrap_or("");
             format!("{code}: {msg}")
         }
-        None => exception(e).unwrap_or("node_failed").to_string(),
+        None => e.and_then(exception).unwrap_or("node_failed").to_string(),
     }
 }
 
@@ -62,10 +70,43 @@ struct Writer<'a> {
     out: String,
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
+    /// The event the SDK made `m` from: of its type, node and attempt, the
+    /// nearest in time (there is one unless the spans came from other
+    /// events). Its time is the moment's to the microsecond, so the events
+    /// (sorted by time) are searched there first.
+    fn source(&self, m: &Moment) -> Option<&'a FlowEvent> {
+        let nearest = |evs: &'a [FlowEvent]| {
+            evs.iter()
+                .filter(|e| m.may_come_from(e))
+                .min_by(|a, b| m.distance(a).total_cmp(&m.distance(b)))
+        };
+        let t = m.seconds();
+        let from = self.evs.partition_point(|e| e.ts < t - 1e-6);
+        let to = from + self.evs[from..].partition_point(|e| e.ts <= t + 1e-6);
+        nearest(&self.evs[from..to]).or_else(|| nearest(self.evs))
+    }
+
     /// `+12.3 ms` since the run's first event.
-    fn at(&self, e: &FlowEvent) -> String {
-        format!("+{}", fmt_ms((e.ts - self.t0) * 1000.0))
+    fn since(&self, ts: f64) -> String {
+        format!("+{}", fmt_ms((ts - self.t0) * 1000.0))
+    }
+
+    /// When `e` happened, since the run's first event.
+    fn at_event(&self, e: &FlowEvent) -> String {
+        self.since(e.ts)
+    }
+
+    /// When `m` happened (its event's raw timestamp), since the run's first
+    /// event.
+    fn at(&self, m: &Moment) -> String {
+        self.since(self.source(m).map_or_else(|| m.seconds(), |e| e.ts))
+    }
+
+    /// How long the attempt took, as its event says, else as its span does.
+    fn took(&self, m: &Moment) -> String {
+        let ms = self.source(m).and_then(|e| e.latency_ms);
+        fmt_ms(ms.unwrap_or(m.took.as_secs_f64() * 1000.0))
     }
 
     fn heading(&mut self, title: &str) {
@@ -95,13 +136,13 @@ impl Writer<'_> {
     /// Step 1: the last success before the failure.
     fn last_success(&mut self, incident: &Incident) {
         self.heading("1. Last successful node:");
-        let text = match incident.last_success.map(|i| &self.evs[i]) {
-            Some(e) => format!(
+        let text = match &incident.last_success {
+            Some(m) => format!(
                 "{} (attempt {}) at {}, took {}",
-                node(e),
-                e.attempt,
-                self.at(e),
-                fmt_ms(e.latency_ms.unwrap_or(0.0))
+                m.node,
+                m.attempt,
+                self.at(m),
+                self.took(m)
             ),
             None if incident.failure.is_some() => "none before the failure".into(),
             None => "none".into(),
@@ -109,90 +150,95 @@ impl Writer<'_> {
         let _ = writeln!(self.out, "{text}");
     }
 
-    /// Step 2: the failing node, its attempts, the other failing nodes, and the
-    /// failures that were recovered from. Returns the event to look at in
-    /// step 3: the failure, or when nothing failed the slowest success.
-    fn failing_node(&mut self, incident: &Incident) -> Option<usize> {
+    /// One failing node: its headline (`also` for the ones after the
+    /// first) and, for the first, the attempts that led to it.
+    fn failure(&mut self, f: &Failure, also: bool) {
+        let detail = failure_detail(f, self.source(&f.at));
+        if also {
+            let line = format!("also failed: {}: {detail} ({})", f.at.node, self.at(&f.at));
+            let _ = writeln!(self.out, "     {}", self.style.red(&line));
+            return;
+        }
+        let sep = if f.terminal { " failed: " } else { ": " };
+        let headline = format!("{}{sep}{detail}", f.at.node);
+        let _ = writeln!(self.out, "{}", self.style.red(&headline));
+        for m in &f.attempts {
+            let _ = writeln!(
+                self.out,
+                "     attempt {}: {} after {} at {}{}",
+                m.attempt,
+                failure_kind(m),
+                self.took(m),
+                self.at(m),
+                exception_note(self.source(m))
+            );
+        }
+    }
+
+    /// Step 2: the failing node, its attempts, the other failing nodes, and
+    /// the failures that were recovered from. Returns the moment to look at
+    /// in step 3: the failure, or when nothing failed the slowest success.
+    fn failing_node<'i>(&mut self, incident: &'i Incident) -> Option<&'i Moment> {
         self.heading("2. Failing node:");
-        let evs = self.evs;
         let focus = match &incident.failure {
             Some(f) => {
-                let e = &evs[f.at];
-                let sep = if f.terminal { " failed: " } else { ": " };
-                let headline = format!("{}{sep}{}", node(e), failure_detail(e, f));
-                let _ = writeln!(self.out, "{}", self.style.red(&headline));
-                for e in f.attempts.iter().map(|&i| &evs[i]) {
-                    let _ = writeln!(
-                        self.out,
-                        "     attempt {}: {} after {} at {}{}",
-                        e.attempt,
-                        failure_kind(e),
-                        fmt_ms(e.latency_ms.unwrap_or(0.0)),
-                        self.at(e),
-                        exception_note(e)
-                    );
-                }
+                self.failure(f, false);
                 for other in &incident.also_failed {
-                    let e = &evs[other.at];
-                    let also = format!(
-                        "also failed: {}: {} ({})",
-                        node(e),
-                        failure_detail(e, other),
-                        self.at(e)
-                    );
-                    let _ = writeln!(self.out, "     {}", self.style.red(&also));
+                    self.failure(other, true);
                 }
-                Some(f.at)
+                Some(&f.at)
             }
             None => {
-                let slowest = evs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| e.event_type == event::NODE_SUCCESS)
-                    .filter_map(|(i, e)| e.latency_ms.map(|l| (i, l)))
-                    .max_by(|a, b| a.1.total_cmp(&b.1));
-                let text = match slowest {
-                    Some((i, ms)) => format!(
+                let text = match &incident.slowest {
+                    Some(m) => format!(
                         "none failed; slowest attempt: {} (attempt {}) took {}",
-                        node(&evs[i]),
-                        evs[i].attempt,
-                        fmt_ms(ms)
+                        m.node,
+                        m.attempt,
+                        self.took(m)
                     ),
                     None => "none failed".into(),
                 };
                 let _ = writeln!(self.out, "{text}");
-                slowest.map(|(i, _)| i)
+                incident.slowest.as_ref()
             }
         };
+        if incident.unseen_run_events > 0 {
+            let _ = writeln!(
+                self.out,
+                "     note: {} run events went over the root span's limit and are not in the spans; \
+                 a node_failed among them is not seen, so its node may show as recovered or still retrying",
+                incident.unseen_run_events
+            );
+        }
         for r in &incident.recovered {
-            let (e, by) = (&evs[r.at], &evs[r.by]);
             let _ = writeln!(
                 self.out,
                 "     recovered: {} attempt {} {} at {}{}, then succeeded on attempt {}",
-                node(e),
-                e.attempt,
-                failure_kind(e),
-                self.at(e),
-                exception_note(e),
-                by.attempt
+                r.at.node,
+                r.at.attempt,
+                failure_kind(&r.at),
+                self.at(&r.at),
+                exception_note(self.source(&r.at)),
+                r.by.attempt
             );
         }
         focus
     }
 
-    /// Step 3: queue depths at the focus event, and upstream's when it finished.
-    fn queue_depths(&mut self, focus: Option<usize>) {
+    /// Step 3: queue depths at the focus (as its event tells them: the spans
+    /// carry no queue limit nor the run's pending and in-flight counts),
+    /// and upstream's when it finished.
+    fn queue_depths(&mut self, focus: Option<&Moment>, upstream: Option<&Moment>) {
         self.heading("3. Queue depths around it:");
-        let Some(i) = focus else {
+        let Some((m, f)) = focus.and_then(|m| Some((m, self.source(m)?))) else {
             let _ = writeln!(self.out, "no node events");
             return;
         };
-        let f = &self.evs[i];
         let saturated = f.queue_maxsize > 0 && f.queue_depth() * 5 >= f.queue_maxsize * 4;
         let _ = writeln!(
             self.out,
             "{} in={} out={} (queue max {}){}; trace pending={} in-flight={}",
-            node(f),
+            m.node,
             f.queue_depth_in,
             f.queue_depth_out,
             f.queue_maxsize,
@@ -204,17 +250,13 @@ impl Writer<'_> {
             f.trace_pending.map_or("-".into(), |p| p.to_string()),
             f.trace_inflight
         );
-        let upstream = self.evs[..i]
-            .iter()
-            .rev()
-            .find(|e| e.event_type == event::NODE_SUCCESS);
-        if let Some(prev) = upstream {
+        if let Some((m, prev)) = upstream.and_then(|m| Some((m, self.source(m)?))) {
             let _ = writeln!(
                 self.out,
                 "     upstream {} out={} when it finished at {}",
-                node(prev),
+                m.node,
                 prev.queue_depth_out,
-                self.at(prev)
+                self.at(m)
             );
         }
     }
@@ -237,11 +279,11 @@ impl Writer<'_> {
             let _ = writeln!(
                 self.out,
                 "     {} {} → attempt {} after {}{}",
-                self.at(e),
+                self.at_event(e),
                 node(e),
                 e.attempt,
                 fmt_ms(delay * 1000.0),
-                exception_note(e)
+                exception_note(Some(e))
             );
         }
     }
@@ -281,7 +323,7 @@ impl Writer<'_> {
             let _ = writeln!(
                 self.out,
                 "     {} {} at {}{detail}",
-                self.at(e),
+                self.at_event(e),
                 e.event_type,
                 node(e)
             );
@@ -318,19 +360,20 @@ impl Writer<'_> {
     }
 }
 
-/// The incident report for one run's events (sorted by time).
-pub(crate) fn report(trace: &str, evs: &[FlowEvent], style: Style) -> String {
+/// The incident report for one run: its events (sorted by time) and the
+/// spans the SDK made of them.
+pub(crate) fn report(trace: &str, evs: &[FlowEvent], spans: &[SpanData], style: Style) -> String {
     let mut w = Writer {
         evs,
         style,
         t0: evs.first().map_or(0.0, |e| e.ts),
         out: String::new(),
     };
-    let incident = Incident::of(evs);
+    let incident = Incident::of(spans);
     w.header(trace);
     w.last_success(&incident);
     let focus = w.failing_node(&incident);
-    w.queue_depths(focus);
+    w.queue_depths(focus, incident.upstream.as_ref());
     w.retries();
     let cancelled = w.control();
     w.next_step(cancelled);
@@ -349,6 +392,12 @@ mod tests {
             .latency_ms(100.0)
             .build()
             .unwrap()
+    }
+
+    /// The report of `evs`, from the spans the SDK makes of them.
+    fn text(evs: &[FlowEvent]) -> String {
+        let spans = crate::inspect::map_run(evs, &crate::view::Runs::default()).unwrap();
+        report("t", evs, &spans, Style { color: false })
     }
 
     /// Report lines that start with `prefix`.
@@ -371,7 +420,7 @@ mod tests {
             ev("node_success", "c", 1.5, 0),
             ev("node_timeout", "d", 2.0, 0),
         ];
-        let text = report("t", &evs, Style { color: false });
+        let text = text(&evs);
         assert_eq!(
             lines(&text, "1. "),
             ["1. Last successful node: c (attempt 0) at +1.50 s, took 100.0 ms"],
@@ -402,12 +451,89 @@ mod tests {
             ev("node_retry", "b", 1.1, 1),
             ev("node_success", "b", 2.0, 1),
         ];
-        let text = report("t", &evs, Style { color: false });
+        let text = text(&evs);
         assert!(
             text.contains("1. Last successful node: b (attempt 1)"),
             "{text}"
         );
         assert!(text.contains("2. Failing node: none failed"), "{text}");
         assert_eq!(lines(&text, "recovered").len(), 1, "{text}");
+    }
+
+    /// What the root span the SDK exports for `spans`' run says failed: the
+    /// node its first `flow.node.failed` event names, and the status.
+    fn root_failure(spans: &[SpanData]) -> Option<(String, String)> {
+        use flowtel_semconv::{attr, span as sc};
+        use opentelemetry::trace::{SpanId, Status};
+        let root = spans.iter().find(|s| s.parent_span_id == SpanId::INVALID)?;
+        let Status::Error { description } = &root.status else {
+            return None;
+        };
+        let node = root
+            .events
+            .iter()
+            .find(|e| e.name == sc::FAILED_EVENT)
+            .and_then(|e| {
+                e.attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == attr::NODE_NAME)
+            })
+            .map_or_else(String::new, |kv| kv.value.as_str().into_owned());
+        Some((node, description.to_string()))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Whatever the run, the node `inspect` says failed is the node
+        /// whose failure the run's exported root span carries, with the
+        /// same error; and when the root carries none, `inspect` names no
+        /// node as failed.
+        #[test]
+        fn the_failing_node_is_the_one_the_root_span_reports(
+            evs in proptest::collection::vec((
+                proptest::sample::select(vec!["node_start", "node_success", "node_error",
+                    "node_timeout", "node_retry", "node_failed"]),
+                proptest::prop_oneof![0.0..5.0f64, proptest::strategy::Strategy::prop_map(0u8..5, f64::from)],
+                0u32..3,
+                0usize..4,
+                proptest::option::of(1u64..3),
+                0u64..2,
+            ), 1..40),
+        ) {
+            let mut all: Vec<FlowEvent> = evs
+                .into_iter()
+                .map(|(kind, t, attempt, node, pending, inflight)| {
+                    let n = ["a", "b", "c", "d"][node];
+                    FlowEvent::builder(kind, 1_795_305_121.0 + t)
+                        .node(n, n)
+                        .trace_id("3e512c5b0a184257a25c215d19544e6a")
+                        .attempt(attempt)
+                        .latency_ms(10.0)
+                        .trace_state(pending, inflight, false)
+                        .extra("flow_error", serde_json::json!({
+                            "code": format!("CODE_{n}{attempt}"),
+                            "message": format!("{n} gave up at {t}"),
+                        }))
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            all.sort_by(|x, y| x.ts.total_cmp(&y.ts));
+            let spans = crate::inspect::map_run(&all, &crate::view::Runs::default()).unwrap();
+            let text = report("t", &all, &spans, Style { color: false });
+            let headline = lines(&text, "2. ");
+            match root_failure(&spans) {
+                Some((node, error)) => proptest::prop_assert_eq!(
+                    headline,
+                    [format!("2. Failing node: {node} failed: {error}")],
+                    "{}", text
+                ),
+                None => proptest::prop_assert!(
+                    headline.iter().all(|l| !l.contains(" failed: ")),
+                    "{}", text
+                ),
+            }
+        }
     }
 }

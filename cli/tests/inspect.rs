@@ -1,9 +1,15 @@
 //! `flowtel inspect` on real PenguiFlow runs (`examples/penguiflow/incident.log`,
 //! written by `flows.py --flow incident`): the failing node is the one the
-//! run's events decided failed, not the first node that ever raised.
+//! run's events decided failed, not the first node that ever raised; and
+//! the one the run's exported root span fails with.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use flowtel::{FlowEvent, Flowtel, InMemory, SpanData};
+use flowtel_semconv::{attr, span};
+use opentelemetry::trace::{SpanId, Status};
 
 /// enrich fails once and recovers; nothing else fails.
 const RECOVERED: &str = "af13e31a2d2142b3bd21a5695f607ed8";
@@ -143,4 +149,89 @@ fn a_run_that_recovered_has_no_failing_node() {
             s[1]
         );
     }
+}
+
+/// The run's root span as the SDK exports it: `file`'s events of `trace`,
+/// in file order (as `flowtel ingest` records them), through an in-memory
+/// exporter (the spans any exporter gets).
+fn exported_root(trace: &str, file: &str) -> SpanData {
+    let sink = InMemory::new();
+    let f = Flowtel::builder().with_in_memory(&sink).build().unwrap();
+    let text = std::fs::read_to_string(log(file)).unwrap();
+    for ev in text.lines().filter_map(|l| FlowEvent::from_json(l).ok()) {
+        if ev.trace_id.as_deref() == Some(trace) {
+            f.record_wait(ev, Duration::from_secs(10)).unwrap();
+        }
+    }
+    f.shutdown(Duration::from_secs(10)).unwrap();
+    let mut roots: Vec<SpanData> = sink
+        .spans()
+        .into_iter()
+        .filter(|s| s.parent_span_id == SpanId::INVALID)
+        .collect();
+    assert_eq!(roots.len(), 1, "{trace}: one root span");
+    roots.remove(0)
+}
+
+/// Every run of `file`, by trace id, in order of appearance.
+fn traces(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(log(file)).unwrap();
+    let mut out: Vec<String> = Vec::new();
+    for ev in text.lines().filter_map(|l| FlowEvent::from_json(l).ok()) {
+        if let Some(t) = ev.trace_id {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_failing_node_is_the_one_the_exported_root_span_fails_with() {
+    let mut failed_runs = 0;
+    for file in ["incident.log", "sample.log"] {
+        for trace in traces(file) {
+            let root = exported_root(&trace, file);
+            let headline = inspect(&trace, file)[1]
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let Status::Error { description } = &root.status else {
+                assert!(
+                    !headline.contains(" failed: "),
+                    "{trace}: the root span carries no error\n{headline}"
+                );
+                continue;
+            };
+            failed_runs += 1;
+            // The root's status is its first terminal failure; the
+            // `flow.node.failed` event of that failure names the node.
+            let failed = root
+                .events
+                .iter()
+                .find(|e| e.name == span::FAILED_EVENT)
+                .expect("a flow.node.failed event on a failed root");
+            let value = |key: &str| {
+                failed
+                    .attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == key)
+                    .map(|kv| kv.value.as_str().into_owned())
+                    .unwrap_or_default()
+            };
+            assert!(description.starts_with(&value(attr::ERROR_TYPE)));
+            let node = value(attr::NODE_NAME);
+            assert_eq!(
+                headline,
+                format!("2. Failing node: {node} failed: {description}"),
+                "{trace} in {file}"
+            );
+        }
+    }
+    assert_eq!(
+        failed_runs, 3,
+        "two failed runs in incident.log, one in sample.log"
+    );
 }

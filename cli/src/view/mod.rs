@@ -64,10 +64,12 @@ mod tests {
             }
             all.sort_by(|x, y| x.ts.total_cmp(&y.ts));
             f.shutdown(std::time::Duration::from_secs(10)).unwrap();
+            all.retain(|e| e.trace_id.as_deref() == Some("t1"));
+            let spans = crate::inspect::map_run(&all, &Runs::default()).unwrap();
             for color in [false, true] {
                 let _ = runs.render(limit, Style { color });
                 let _ = table.render(Style { color });
-                let _ = crate::report::report("t1", &all, Style { color });
+                let _ = crate::report::report("t1", &all, &spans, Style { color });
             }
         }
     }
