@@ -22,6 +22,9 @@ use crate::event::FlowEvent;
 
 /// The event of `input`, or `None` for the general parser to decide.
 pub(super) fn parse(input: &str) -> Option<FlowEvent> {
+    if let Some(ev) = super::scan::parse(input) {
+        return Some(ev);
+    }
     // Both objects are filled in place: an event is a few hundred bytes,
     // and moving it out through serde's layers cost more than the filling.
     let (mut top, mut inner) = (Object::default(), Object::default());

@@ -36,6 +36,7 @@ use serde_json::Value;
 use crate::event::{EventError, FlowEvent};
 
 mod fast;
+mod scan;
 
 impl FlowEvent {
     /// Parse one JSON object: a `FlowEvent.to_payload()` object or a PenguiFlow

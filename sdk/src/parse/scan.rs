@@ -1,0 +1,670 @@
+//! The commonest line of all, read without serde's layers: a PenguiFlow
+//! log line `{"level": ..., "extra": {...}}` whose `extra` is a flat
+//! FlowEvent, whose strings have no escapes and whose values (but `extra`)
+//! are scalars. This is nearly every line a PenguiFlow service writes.
+//!
+//! It checks all of the line's JSON (strings free of control characters,
+//! numbers as the grammar has them, nothing after the object) and reads
+//! each field as `fast.rs` reads it. On anything else (an escape, a nested
+//! value, a field of the wrong type, a repeated field, an `event` in the
+//! wrapper, a bare payload) it answers `None`, and `fast.rs`, then the
+//! general parser, decide. The tests of `fast.rs` compare the result with
+//! the general parser's on every line they have.
+//!
+//! Why by hand: `fast.rs` (serde_json, a visitor that fills the event in
+//! place) costs about 1.3 µs per line on `scripts/bench-ingest`'s lines
+//! and is half of `flowtel ingest`'s CPU; this reads the same lines in
+//! what `parse_rate` prints in the README. serde_json itself only checking
+//! such a line (`IgnoredAny`) took 0.45 µs, simd-json's tape 0.84 µs.
+
+use serde_json::Value;
+
+use crate::event::FlowEvent;
+
+/// The event of `input`, or `None` for `fast.rs` to decide.
+pub(super) fn parse(input: &str) -> Option<FlowEvent> {
+    let mut s = Scanner {
+        s: input,
+        b: input.as_bytes(),
+        at: 0,
+    };
+    s.byte(b'{')?;
+    let mut event = None;
+    if s.peek()? == b'}' {
+        return None;
+    }
+    loop {
+        let key = s.key()?;
+        match key {
+            "extra" if event.is_none() => event = Some(inner(&mut s)?),
+            // A second `extra`, or an `event` in the wrapper.
+            "extra" | "event" | "event_type" => return None,
+            // The wrapper's own values are only checked.
+            _ => s.skip_scalar()?,
+        }
+        if !s.next_member()? {
+            break;
+        }
+    }
+    s.end()?;
+    event
+}
+
+/// The `extra` object, read into an event.
+fn inner(s: &mut Scanner<'_>) -> Option<FlowEvent> {
+    s.byte(b'{')?;
+    let mut ev = super::blank();
+    // Fields already read (a repeated one is left to the others).
+    let mut seen = 0u32;
+    if s.peek()? == b'}' {
+        return None;
+    }
+    loop {
+        let key = s.key()?;
+        let value = s.scalar()?;
+        match field(key) {
+            Some(f) => {
+                let bit = 1u32 << f as u32;
+                if seen & bit != 0 {
+                    return None;
+                }
+                seen |= bit;
+                set(&mut ev, f, value)?;
+            }
+            None => {
+                if key == "extra" {
+                    return None;
+                }
+                let v = match value {
+                    Scalar::Str(t) => Value::String(t.to_owned()?),
+                    Scalar::Num(n) => serde_json::from_str(n).ok()?,
+                    Scalar::Bool(b) => Value::Bool(b),
+                    Scalar::Null => Value::Null,
+                };
+                if ev.extra.insert(key.to_string(), v).is_some() {
+                    return None;
+                }
+            }
+        }
+        if !s.next_member()? {
+            break;
+        }
+    }
+    let has = |f: Field| seen & (1u32 << f as u32) != 0;
+    let complete = has(Field::Event) && has(Field::Ts) && !ev.event_type.is_empty();
+    (complete && ev.validate().is_ok()).then_some(ev)
+}
+
+/// The FlowEvent fields a log line's `extra` may carry (aliases share one).
+#[derive(Clone, Copy)]
+enum Field {
+    Event,
+    Ts,
+    NodeName,
+    NodeId,
+    TraceId,
+    Attempt,
+    Latency,
+    DepthIn,
+    DepthOut,
+    DepthTotal,
+    Outgoing,
+    MaxSize,
+    Pending,
+    Inflight,
+    Cancelled,
+}
+
+fn field(key: &str) -> Option<Field> {
+    Some(match key {
+        "event" | "event_type" => Field::Event,
+        "ts" => Field::Ts,
+        "node_name" => Field::NodeName,
+        "node_id" => Field::NodeId,
+        "trace_id" => Field::TraceId,
+        "attempt" => Field::Attempt,
+        "latency_ms" => Field::Latency,
+        "q_depth_in" | "queue_depth_in" => Field::DepthIn,
+        "q_depth_out" | "queue_depth_out" => Field::DepthOut,
+        "q_depth_total" => Field::DepthTotal,
+        "outgoing" | "outgoing_edges" => Field::Outgoing,
+        "queue_maxsize" => Field::MaxSize,
+        "trace_pending" => Field::Pending,
+        "trace_inflight" => Field::Inflight,
+        "trace_cancelled" => Field::Cancelled,
+        _ => return None,
+    })
+}
+
+/// Set `f` from `v`, read as `fast.rs` reads it (`None`: a type it would
+/// refuse, or an event type that is a sentence).
+fn set(ev: &mut FlowEvent, f: Field, v: Scalar<'_>) -> Option<()> {
+    match f {
+        Field::Event => {
+            let t = v.string()?;
+            if t.chars().any(char::is_whitespace) {
+                return None;
+            }
+            ev.event_type = t;
+        }
+        Field::Ts => ev.ts = v.float()?,
+        Field::NodeName => ev.node_name = v.opt_string()?,
+        Field::NodeId => ev.node_id = v.opt_string()?,
+        Field::TraceId => ev.trace_id = v.opt_string()?,
+        Field::Attempt => ev.attempt = u32::try_from(v.count()?).ok()?,
+        Field::Latency => {
+            ev.latency_ms = match v {
+                Scalar::Null => None,
+                v => Some(v.float()?),
+            }
+        }
+        Field::DepthIn => ev.queue_depth_in = v.count()?,
+        Field::DepthOut => ev.queue_depth_out = v.count()?,
+        // Derived (in + out): recomputed, never trusted; any value.
+        Field::DepthTotal => {}
+        Field::Outgoing => ev.outgoing_edges = v.count()?,
+        Field::MaxSize => ev.queue_maxsize = v.count()?,
+        Field::Pending => {
+            ev.trace_pending = match v {
+                Scalar::Null => None,
+                v => Some(v.count()?),
+            }
+        }
+        Field::Inflight => ev.trace_inflight = v.count()?,
+        Field::Cancelled => match v {
+            Scalar::Bool(b) => ev.trace_cancelled = b,
+            _ => return None,
+        },
+    }
+    Some(())
+}
+
+/// A string value as written in the line.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    /// Its contents: there is no escape in it.
+    Plain(&'a str),
+    /// The whole token, quotes included: serde_json decodes it.
+    Escaped(&'a str),
+}
+
+impl Text<'_> {
+    fn to_owned(self) -> Option<String> {
+        match self {
+            Text::Plain(t) => Some(t.to_string()),
+            Text::Escaped(raw) => serde_json::from_str(raw).ok(),
+        }
+    }
+}
+
+/// A scalar JSON value, as written in the line.
+#[derive(Clone, Copy)]
+enum Scalar<'a> {
+    Str(Text<'a>),
+    /// A number's text (checked against the JSON grammar).
+    Num(&'a str),
+    Bool(bool),
+    Null,
+}
+
+impl<'a> Scalar<'a> {
+    fn string(self) -> Option<String> {
+        match self {
+            Scalar::Str(t) => t.to_owned(),
+            _ => None,
+        }
+    }
+
+    fn opt_string(self) -> Option<Option<String>> {
+        match self {
+            Scalar::Null => Some(None),
+            v => v.string().map(Some),
+        }
+    }
+
+    /// A number as an f64 (serde_json, with `float_roundtrip`, rounds as
+    /// the standard library does); out of range is left to serde_json.
+    fn float(self) -> Option<f64> {
+        match self {
+            Scalar::Num(n) => n.parse::<f64>().ok().filter(|f| f.is_finite()),
+            _ => None,
+        }
+    }
+
+    /// A non-negative integer that fits a u64 (no fraction, no exponent).
+    fn count(self) -> Option<u64> {
+        let Scalar::Num(n) = self else {
+            return None;
+        };
+        n.bytes().try_fold(0u64, |acc, d| {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+    }
+}
+
+struct Scanner<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    at: usize,
+}
+
+/// Whether `bytes` hold a control character, which JSON wants escaped
+/// (no early exit: the loop is vectorised).
+fn has_control(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |found, &c| found | (c < 0x20))
+}
+
+impl<'a> Scanner<'a> {
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte after white space, not consumed.
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.b.get(self.at).copied()
+    }
+
+    fn byte(&mut self, want: u8) -> Option<()> {
+        (self.peek()? == want).then(|| self.at += 1)
+    }
+
+    /// A string without escapes, the opening quote next.
+    fn string(&mut self) -> Option<&'a str> {
+        self.byte(b'"')?;
+        let rest = &self.b[self.at..];
+        let len = memchr::memchr2(b'"', b'\\', rest)?;
+        // An escape, or a control character JSON wants escaped.
+        if rest[len] == b'\\' || has_control(&rest[..len]) {
+            return None;
+        }
+        let start = self.at;
+        self.at += len + 1;
+        // The cuts fall on ASCII quotes: char boundaries.
+        self.s.get(start..start + len)
+    }
+
+    /// A string value: its contents when it has no escape, else the whole
+    /// token (checked as `skip_string` checks it).
+    fn text(&mut self) -> Option<Text<'a>> {
+        self.skip_ws();
+        let start = self.at;
+        let rest = self.b.get(start + 1..)?;
+        if let Some(len) = memchr::memchr2(b'"', b'\\', rest) {
+            if rest[len] == b'"' && !has_control(&rest[..len]) {
+                self.at = start + 1 + len + 1;
+                return self.s.get(start + 1..start + 1 + len).map(Text::Plain);
+            }
+        }
+        self.skip_string()?;
+        self.s.get(start..self.at).map(Text::Escaped)
+    }
+
+    /// A string, escapes and all, checked as serde_json checks a string it
+    /// skips: no control characters, and every escape one of JSON's.
+    fn skip_string(&mut self) -> Option<()> {
+        self.byte(b'"')?;
+        loop {
+            let rest = &self.b[self.at..];
+            let len = memchr::memchr2(b'"', b'\\', rest)?;
+            if has_control(&rest[..len]) {
+                return None;
+            }
+            self.at += len + 1;
+            if rest[len] == b'"' {
+                return Some(());
+            }
+            match self.b.get(self.at)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
+                b'u' => {
+                    let hex = self.b.get(self.at + 1..self.at + 5)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    self.at += 5;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A scalar whose value does not matter.
+    fn skip_scalar(&mut self) -> Option<()> {
+        if self.peek()? == b'"' {
+            self.skip_string()
+        } else {
+            self.scalar().map(|_| ())
+        }
+    }
+
+    /// A member's key and its colon.
+    fn key(&mut self) -> Option<&'a str> {
+        let k = self.string()?;
+        self.byte(b':')?;
+        Some(k)
+    }
+
+    /// A scalar value (`None` for an object, an array or bad JSON).
+    fn scalar(&mut self) -> Option<Scalar<'a>> {
+        match self.peek()? {
+            b'"' => self.text().map(Scalar::Str),
+            b't' => self.literal("true", Scalar::Bool(true)),
+            b'f' => self.literal("false", Scalar::Bool(false)),
+            b'n' => self.literal("null", Scalar::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &str, v: Scalar<'a>) -> Option<Scalar<'a>> {
+        self.b[self.at..].starts_with(word.as_bytes()).then(|| {
+            self.at += word.len();
+            v
+        })
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Option<Scalar<'a>> {
+        let start = self.at;
+        let digits = |s: &mut Self| {
+            let from = s.at;
+            while s.b.get(s.at).is_some_and(u8::is_ascii_digit) {
+                s.at += 1;
+            }
+            s.at - from
+        };
+        if self.b.get(self.at) == Some(&b'-') {
+            self.at += 1;
+        }
+        match self.b.get(self.at) {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                digits(self);
+            }
+            _ => return None,
+        }
+        if self.b.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.b.get(self.at) {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.b.get(self.at) {
+                self.at += 1;
+            }
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        // The text is ASCII: the cut is on char boundaries.
+        self.s.get(start..self.at).map(Scalar::Num)
+    }
+
+    /// After a member: `true` when another follows (a comma), `false` at
+    /// the object's end.
+    fn next_member(&mut self) -> Option<bool> {
+        match self.peek()? {
+            b',' => {
+                self.at += 1;
+                Some(true)
+            }
+            b'}' => {
+                self.at += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// Only white space left.
+    fn end(&mut self) -> Option<()> {
+        self.skip_ws();
+        (self.at == self.b.len()).then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn general(line: &str) -> Result<FlowEvent, crate::event::EventError> {
+        super::super::parse_general(line)
+    }
+
+    /// Where this path answers, the general parser gives the same event.
+    fn agree(line: &str) -> bool {
+        match parse(line) {
+            Some(ev) => {
+                assert_eq!(Ok(ev), general(line), "{line}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// All but `node_failed`, whose `flow_error` is a nested object.
+    #[test]
+    fn every_real_penguiflow_event_takes_this_path() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut events = 0;
+        for f in [
+            "examples/penguiflow/sample.log",
+            "examples/penguiflow/incident.log",
+        ] {
+            let text = std::fs::read_to_string(root.join(f)).unwrap();
+            for line in text.lines() {
+                match general(line) {
+                    Ok(ev) if ev.event_type != "node_failed" => {
+                        assert!(agree(line), "not taken: {line}");
+                        events += 1;
+                    }
+                    _ => assert!(parse(line).is_none(), "{line}"),
+                }
+            }
+        }
+        assert!(events > 30, "{events}");
+    }
+
+    #[test]
+    fn odd_lines_are_left_to_the_other_parsers() {
+        for ok in [
+            r#"{"level": "I", "extra": {"event": "node_start", "ts": 1.5}}"#,
+            // Escapes in values, decoded by serde_json.
+            r#"{"m": "a\"b\u00e9", "extra": {"event": "node_st\u0061rt", "ts": 1.5, "x": "a\nb"}}"#,
+        ] {
+            assert!(agree(ok), "{ok}");
+        }
+        for line in [
+            // An escape in a key, a bad escape, control characters,
+            // nested values.
+            r#"{"level": "I", "extra": {"ev\u0065nt": "node_start", "ts": 1.5}}"#,
+            r#"{"level": "a\qb", "extra": {"event": "node_start", "ts": 1.5}}"#,
+            r#"{"level": "a\u12", "extra": {"event": "node_start", "ts": 1.5}}"#,
+            "{\"level\": \"I\u{1}\", \"extra\": {\"event\": \"node_start\", \"ts\": 1.5}}",
+            r#"{"level": {"k": 1}, "extra": {"event": "node_start", "ts": 1.5}}"#,
+            r#"{"level": "I", "extra": {"event": "node_start", "ts": 1.5, "flow_error": {}}}"#,
+            // Numbers outside the grammar or the type.
+            r#"{"extra": {"event": "node_start", "ts": 01.5}}"#,
+            r#"{"extra": {"event": "node_start", "ts": 1.}}"#,
+            r#"{"extra": {"event": "node_start", "ts": 1e999}}"#,
+            r#"{"extra": {"event": "node_start", "ts": 1.5, "attempt": -0}}"#,
+            r#"{"extra": {"event": "node_start", "ts": 1.5, "attempt": 4294967296}}"#,
+            r#"{"extra": {"event": "node_start", "ts": 1.5, "q_depth_in": 1.0}}"#,
+            // Repeated fields, a second or nested `extra`, a wrapper event.
+            r#"{"extra": {"event": "node_start", "ts": 1.5, "ts": 2.5}}"#,
+            r#"{"extra": {"event": "node_start", "ts": 1.5, "x": 1, "x": 2}}"#,
+            r#"{"extra": {"event": "node_start", "ts": 1.5}, "extra": {}}"#,
+            r#"{"event": "a", "extra": {"event": "node_start", "ts": 1.5}}"#,
+            // Not a whole object; not an event.
+            r#"{"extra": {"event": "node_start", "ts": 1.5}} x"#,
+            r#"{"extra": {"event": "node_start", "ts": 1.5}"#,
+            r#"{"extra": {"event": "user logged in", "ts": 1.5}}"#,
+            r#"{"extra": {"ts": 1.5}}"#,
+            r#"{"event": "node_start", "ts": 1.5}"#,
+        ] {
+            assert!(parse(line).is_none(), "{line}");
+        }
+    }
+
+    /// Every cut of real lines (each prefix, and each line with one byte
+    /// changed to a quote, a backslash, a brace or a control character):
+    /// no panic, and the general parser's answer wherever this one answers.
+    #[test]
+    fn cut_and_damaged_real_lines() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let text = std::fs::read_to_string(root.join("examples/penguiflow/incident.log")).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .take(12)
+            .collect();
+        for line in lines {
+            for cut in (0..=line.len()).filter(|&i| line.is_char_boundary(i)) {
+                agree(&line[..cut]);
+            }
+            for at in (0..line.len()).filter(|&i| line.is_char_boundary(i)) {
+                let end = (at + 1..=line.len())
+                    .find(|&j| line.is_char_boundary(j))
+                    .unwrap();
+                for b in ["\"", "\\", "{", "}", "\u{1}", " ", "0"] {
+                    agree(&format!("{}{b}{}", &line[..at], &line[end..]));
+                }
+            }
+        }
+    }
+
+    /// A JSON token, valid or not, of every kind a field may be given.
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+            Just("nul".to_string()),
+            Just("{}".to_string()),
+            Just("[1]".to_string()),
+            (0u64..5_000_000_000).prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            (-5i64..0).prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| format!("{f:e}")),
+            (0.0f64..2e9).prop_map(|f| f.to_string()),
+            prop::sample::select(vec![
+                "-0",
+                "01",
+                "1.",
+                ".5",
+                "-",
+                "1e",
+                "1E+2",
+                "2e-3",
+                "1e999",
+                "-1.5e3",
+                "0.0",
+                "18446744073709551616",
+            ])
+            .prop_map(str::to_string),
+            "[a-z_ é]{0,10}".prop_map(|s| format!("\"{s}\"")),
+            Just("\"a\\\"b\"".to_string()),
+            Just("\"tab\there\"".to_string()),
+        ]
+    }
+
+    /// A log line: wrapper members and an `extra` of FlowEvent fields
+    /// (typical values, or any token) and others, with odd white space.
+    fn line() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "event",
+            "event_type",
+            "ts",
+            "node_name",
+            "node_id",
+            "trace_id",
+            "attempt",
+            "latency_ms",
+            "q_depth_in",
+            "queue_depth_in",
+            "q_depth_out",
+            "q_depth_total",
+            "outgoing",
+            "queue_maxsize",
+            "trace_pending",
+            "trace_inflight",
+            "trace_cancelled",
+            "exception",
+            "sleep_s",
+            "extra",
+        ]);
+        let typical = prop_oneof![
+            Just(("event", "\"node_success\"".to_string())),
+            (1.0f64..2e9).prop_map(|t| ("ts", t.to_string())),
+            (0.0f64..1e4).prop_map(|l| ("latency_ms", l.to_string())),
+            Just(("node_name", "\"triage\"".to_string())),
+            Just((
+                "trace_id",
+                "\"3e512c5b0a184257a25c215d19544e6a\"".to_string()
+            )),
+            (0u32..5).prop_map(|a| ("attempt", a.to_string())),
+            Just(("trace_pending", "null".to_string())),
+            Just(("trace_cancelled", "false".to_string())),
+        ];
+        let member = prop_oneof![
+            3 => typical.prop_map(|(k, v)| (k.to_string(), v)),
+            1 => (key, token()).prop_map(|(k, v)| (k.to_string(), v)),
+        ];
+        let ws = prop::sample::select(vec!["", " ", "  ", "\t", "\n"]);
+        (
+            prop::collection::vec(member, 0..10),
+            prop::collection::vec(("[a-z]{1,6}", token()), 0..4),
+            ws,
+            any::<bool>(),
+        )
+            .prop_map(|(inner, outer, ws, base)| {
+                let mut members: Vec<(String, String)> = Vec::new();
+                if base {
+                    members.push(("event".into(), "\"node_start\"".into()));
+                    members.push(("ts".into(), "1795305121.5".into()));
+                }
+                members.extend(inner);
+                let obj = |m: &[(String, String)]| {
+                    let body: Vec<String> = m
+                        .iter()
+                        .map(|(k, v)| format!("\"{k}\"{ws}:{ws}{v}"))
+                        .collect();
+                    format!("{{{ws}{}{ws}}}", body.join(&format!("{ws},{ws}")))
+                };
+                let mut wrapper: Vec<(String, String)> = outer;
+                wrapper.push(("extra".into(), obj(&members)));
+                obj(&wrapper)
+            })
+    }
+
+    #[test]
+    fn generated_lines_get_the_general_parsers_answer() {
+        use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+        // A fixed seed: the same 5000 lines every run.
+        let mut runner = TestRunner::new_with_rng(
+            ProptestConfig {
+                cases: 5000,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            },
+            TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+        );
+        let answered = std::cell::Cell::new(0);
+        runner
+            .run(&line(), |l| {
+                answered.set(answered.get() + usize::from(agree(&l)));
+                Ok(())
+            })
+            .unwrap();
+        assert!(answered.get() > 300, "only {} answered", answered.get());
+    }
+}
