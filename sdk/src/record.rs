@@ -24,7 +24,8 @@ use opentelemetry::trace::{
 use opentelemetry::{InstrumentationScope, Key, KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-/// flowtel's instrumentation scope: the one of every span the mapping makes.
+/// flowtel's instrumentation scope: the one of every span the mapping makes
+/// and of flowtel's metrics.
 pub(crate) fn scope() -> &'static InstrumentationScope {
     static SCOPE: OnceLock<InstrumentationScope> = OnceLock::new();
     SCOPE.get_or_init(|| {

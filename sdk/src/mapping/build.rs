@@ -1,7 +1,7 @@
 //! Building spans: attempt spans (compact, see `record.rs`), root spans and
-//! partial run spans (`SpanData`), and
-//! the small conversions they need (timestamps, truncation, Python
-//! exception reprs). Pure functions of what the mapping decided.
+//! partial run spans (`SpanData`), and the small conversions they need
+//! (timestamps, truncation, Python exception reprs). Pure functions of what
+//! the mapping decided.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

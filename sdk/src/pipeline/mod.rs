@@ -18,7 +18,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
@@ -103,11 +102,7 @@ impl Flowtel {
             &stats,
             &exemplars,
         )?;
-        let meter = meter_provider.meter_with_scope(
-            InstrumentationScope::builder(flowtel_semconv::span::SCOPE)
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
-        );
+        let meter = meter_provider.meter_with_scope(crate::record::scope().clone());
         crate::self_metrics::register(&meter, &stats);
 
         let buffer = Arc::new(SpanBuffer::new(
