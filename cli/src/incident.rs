@@ -1,8 +1,11 @@
 //! What one run's spans decided, for `flowtel inspect`: which node failed,
 //! which failures were recovered from, and the last success before the
-//! failure. Decided from the spans the SDK exports for the run (read into a
-//! timeline by `timeline.rs`), never from the events again, so that
-//! `inspect` and an export cannot disagree.
+//! failure. Decided from the spans the SDK makes of the run with its
+//! default settings (read into a timeline by `timeline.rs`), never from the
+//! events again, so that `inspect` and an export of the run with those
+//! settings cannot disagree. (An export with other settings, such as
+//! `--run-end-node`, may end the run's root earlier and put a later failure
+//! on a partial run span.)
 //!
 //! Every failed attempt (an attempt span with outcome `error` or `timeout`)
 //! is settled by its node's next outcome in the run: a `success` attempt
@@ -380,14 +383,17 @@ mod tests {
     }
 
     #[test]
-    fn a_node_failed_with_no_node_name_cannot_be_told_from_the_spans() {
-        // The root span's `flow.node.failed` event names a node by its name
-        // only: without one, the spans do not say whose retries ran out.
+    fn a_node_failed_with_only_a_node_id_is_told_by_the_id() {
+        // The root span's `flow.node.failed` event names the node by its id
+        // too: a `node_failed` without a name is still the node's.
         let mut failed = ev("node_failed", "a", 1.1, 0);
         failed.node_name = None;
         let i = decide(&[ev("node_error", "a", 1.0, 0), failed]);
         let a0 = ("a", 0, Kind::Error);
-        assert_eq!(failure(i.failure.as_ref().unwrap()), (a0, false, vec![a0]));
+        assert_eq!(
+            failure(i.failure.as_ref().unwrap()),
+            (("a", 0, Kind::Failed), true, vec![a0])
+        );
     }
 
     #[test]

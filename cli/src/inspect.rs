@@ -115,10 +115,22 @@ pub(crate) fn map_run(evs: &[FlowEvent], runs: &Runs) -> Result<Vec<SpanData>, B
         }
     };
     let f = Flowtel::builder().with_span_callback(sink).build()?;
-    for e in evs {
-        let _ = f.record_wait(e.clone(), Duration::from_secs(10));
+    let refused = evs
+        .iter()
+        .filter(|e| {
+            f.record_wait((*e).clone(), Duration::from_secs(10))
+                .is_err()
+        })
+        .count();
+    if refused > 0 {
+        eprintln!(
+            "flowtel: warning: {refused} of the run's events could not be mapped; \
+             the report and the waterfall leave them out"
+        );
     }
-    let _ = f.shutdown(Duration::from_secs(10));
+    if let Err(e) = f.shutdown(Duration::from_secs(10)) {
+        eprintln!("flowtel: warning: mapping the run did not finish: {e}");
+    }
     let mut spans = spans.lock().unwrap_or_else(|p| p.into_inner());
     Ok(std::mem::take(&mut *spans))
 }

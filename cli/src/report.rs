@@ -55,8 +55,11 @@ fn failure_detail(f: &Failure, e: Option<&FlowEvent>) -> String {
     match e.and_then(|e| e.extra.get("flow_error")) {
         Some(fe) => {
             let code = fe.get("code").and_then(Json::as_str).unwrap_or("?");
-            let msg = fe.get("message").and_then(Json::as_str).unwrap_or("");
-            format!("{code}: {msg}")
+            // Worded as the run's root span words its status.
+            match fe.get("message").and_then(Json::as_str).unwrap_or("") {
+                "" => code.to_string(),
+                msg => format!("{code}: {msg}"),
+            }
         }
         None => e.and_then(exception).unwrap_or("node_failed").to_string(),
     }
@@ -499,11 +502,12 @@ mod tests {
                 0usize..4,
                 proptest::option::of(1u64..3),
                 0u64..2,
+                proptest::bool::ANY,
             ), 1..40),
         ) {
             let mut all: Vec<FlowEvent> = evs
                 .into_iter()
-                .map(|(kind, t, attempt, node, pending, inflight)| {
+                .map(|(kind, t, attempt, node, pending, inflight, said)| {
                     let n = ["a", "b", "c", "d"][node];
                     FlowEvent::builder(kind, 1_795_305_121.0 + t)
                         .node(n, n)
@@ -513,7 +517,8 @@ mod tests {
                         .trace_state(pending, inflight, false)
                         .extra("flow_error", serde_json::json!({
                             "code": format!("CODE_{n}{attempt}"),
-                            "message": format!("{n} gave up at {t}"),
+                            // Sometimes no message: the status is the code.
+                            "message": if said { format!("{n} gave up at {t}") } else { String::new() },
                         }))
                         .build()
                         .unwrap()

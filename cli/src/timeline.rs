@@ -2,8 +2,10 @@
 //! happened to its nodes and when: every attempt's end (an attempt span,
 //! with its `flow.node.outcome` and `flow.node.attempt`) and every terminal
 //! failure (a `flow.node.failed` event on the run's root span, or on a
-//! partial run span). `incident.rs` decides from this timeline alone, so
-//! `flowtel inspect` cannot tell a story the exported spans do not.
+//! partial run span, naming the node by `flow.node.name` and
+//! `flow.node.id`). `incident.rs` decides from this timeline alone, so
+//! `flowtel inspect` tells what the spans the SDK makes of the run (with
+//! its default settings) say.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,7 +71,7 @@ impl Moment {
         let same_node = match (&self.node_id, &e.node_id) {
             (Some(id), Some(e_id)) => id == e_id,
             (None, None) => e.node_name.as_deref() == Some(self.node.as_str()),
-            // A failure (root span event) names its node only by name.
+            // A failure (root span event) whose event had no node id.
             (None, Some(_)) => {
                 self.kind == Kind::Failed && e.node_name.as_deref() == Some(self.node.as_str())
             }
@@ -165,14 +167,21 @@ pub(crate) fn timeline(spans: &[SpanData]) -> Vec<Moment> {
         .filter(|e| e.name == sc::FAILED_EVENT);
     let mut failed = Vec::new();
     for (i, e) in failures.enumerate() {
-        // A failure event without a node name (its event had only a node
-        // id) cannot be told apart from any other node's: it is left out.
-        let Some(name) = value(&e.attributes, attr::NODE_NAME) else {
-            continue;
+        let id = value(&e.attributes, attr::NODE_ID).map(|v| v.as_str().into_owned());
+        // The node by its name, else as its attempt spans call it (they
+        // are named after the node's id when it has no name).
+        let node = match (value(&e.attributes, attr::NODE_NAME), &id) {
+            (Some(name), _) => full_name(&name.as_str(), &all),
+            (None, Some(id)) => all
+                .iter()
+                .find(|(_, _, m)| m.node_id.as_ref() == Some(id))
+                .map_or_else(|| id.clone(), |(_, _, m)| m.node.clone()),
+            // Neither: it cannot be told apart from any other node's.
+            (None, None) => continue,
         };
         let m = Moment {
-            node: full_name(&name.as_str(), &all),
-            node_id: None,
+            node,
+            node_id: id,
             attempt: attempt_of(&e.attributes),
             kind: Kind::Failed,
             at: ns(e.timestamp),

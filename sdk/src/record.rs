@@ -9,10 +9,11 @@
 //! Every other span (a run's root, a partial run span, a `tracing` span) is
 //! carried whole.
 //!
-//! An attempt span's attributes, status and exception event are listed once,
-//! in [`AttemptSpan::for_each_attribute`] and [`AttemptSpan::error`]; both
-//! the encoder and [`AttemptSpan::to_span_data`] read them there, and a
-//! unit test in `export/span_proto` checks that both give the same bytes.
+//! An attempt span's attributes are listed once, in
+//! [`AttemptSpan::for_each_attribute`], which both the encoder and
+//! [`AttemptSpan::to_span_data`] read; its status and exception event are
+//! written by each of them from [`AttemptSpan::error`]. A unit test in
+//! `export/span_proto` checks that both give the same bytes.
 
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;

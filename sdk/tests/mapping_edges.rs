@@ -235,6 +235,37 @@ fn a_start_that_arrives_after_its_end_opens_nothing() {
 }
 
 #[test]
+fn a_failed_attempt_that_ends_before_its_start_keeps_its_exception_inside_the_span() {
+    // Clock skew: the start was stamped after the error, which carries no
+    // latency. The span is then empty at the start's time, and its
+    // exception event is at the span's end, not before the span.
+    let sink = InMemory::new();
+    let flowtel = pipeline(&sink, Flowtel::builder());
+    flowtel
+        .record(event("node_start", BASE + 2.0, "a", Some(T1), 0))
+        .unwrap();
+    flowtel
+        .record(with_extra(
+            event("node_error", BASE + 1.0, "a", Some(T1), 0),
+            "exception",
+            serde_json::json!("ValueError('boom')"),
+        ))
+        .unwrap();
+    flowtel.shutdown(Duration::from_secs(10)).unwrap();
+    let spans = sink.spans();
+    let a = spans.iter().find(|s| s.name == "a").expect("attempt span");
+    assert_eq!(a.start_time, a.end_time);
+    let start_us = ((BASE + 2.0) * 1e6).round() as i128;
+    assert!(
+        (micros(a.end_time) - start_us).abs() <= 1,
+        "{:?}",
+        a.end_time
+    );
+    let exception = a.events.iter().next().expect("exception event");
+    assert_eq!(exception.timestamp, a.end_time);
+}
+
+#[test]
 fn node_ids_never_reach_metrics_even_without_a_node_name() {
     let sink = InMemory::new();
     let flowtel = pipeline(&sink, Flowtel::builder());

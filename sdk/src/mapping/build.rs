@@ -9,7 +9,7 @@ use flowtel_semconv::{attr, event, outcome};
 use opentelemetry::trace::{
     Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
-use opentelemetry::{InstrumentationScope, KeyValue, Value};
+use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use super::state::{NodeState, RunMeta};
@@ -91,7 +91,6 @@ pub(super) struct AttemptEnd<'a> {
 }
 
 fn new_span(
-    scope: &InstrumentationScope,
     (trace, id, parent): (TraceId, SpanId, SpanId),
     name: String,
     (start, end): (u128, u128),
@@ -118,7 +117,7 @@ fn new_span(
         events,
         links: SpanLinks::default(),
         status,
-        instrumentation_scope: scope.clone(),
+        instrumentation_scope: crate::record::scope().clone(),
     }
 }
 
@@ -207,7 +206,7 @@ pub(super) struct RunSummary<'a> {
 }
 
 /// The run's root span, or a partial run span under it.
-pub(super) fn run_span(scope: &InstrumentationScope, r: RunSummary<'_>) -> SpanData {
+pub(super) fn run_span(r: RunSummary<'_>) -> SpanData {
     let mut attributes = vec![
         kv(attr::FLOW_NAME, r.flow_name.to_string()),
         kv(attr::RUN_ATTEMPTS, r.attempts as i64),
@@ -244,7 +243,6 @@ pub(super) fn run_span(scope: &InstrumentationScope, r: RunSummary<'_>) -> SpanD
         None => (trace, root, SpanId::INVALID),
     };
     let mut span = new_span(
-        scope,
         ids,
         r.flow_name.to_string(),
         (r.start.min(r.end), r.end),

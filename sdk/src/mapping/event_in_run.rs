@@ -361,6 +361,10 @@ pub(super) fn root_event(
         run.dropped_events += 1;
         return;
     }
+    // The node, as its attempt spans name it: by name and by id.
+    if let Some(id) = ev.node_id.as_deref() {
+        attrs.insert(0, kv(attr::NODE_ID, truncate(id, cx.cfg.max_attr_len)));
+    }
     if let Some(n) = ev.node_name.as_deref() {
         attrs.insert(0, kv(attr::NODE_NAME, truncate(n, cx.cfg.max_attr_len)));
     }

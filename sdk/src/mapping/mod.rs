@@ -63,7 +63,7 @@ use state::{Run, RunMeta};
 
 use crate::event::FlowEvent;
 use crate::ids::{self, FastMap};
-use crate::record::{scope, SpanRecord};
+use crate::record::SpanRecord;
 
 /// Distinct nodes tracked per run.
 const MAX_NODES_PER_RUN: usize = 4096;
@@ -172,8 +172,8 @@ impl SpanMapper {
         SpanMapper {
             runs: FastMap::default(),
             units: 0,
-            // The last 2× to 4× `max_open_runs` ended runs (at least 2 048).
-            closed: ClosedRuns::new(cfg.max_open_runs.max(1024) * 2),
+            // The last 4× to 8× `max_open_runs` ended runs (at least 4 096).
+            closed: ClosedRuns::new(cfg.max_open_runs.max(1024) * 4),
             span_extras,
             instance: ids::random_u64(),
             cfg,
@@ -366,7 +366,7 @@ impl SpanMapper {
                 dropped_events: run.dropped_events,
                 partial: partial.then(|| ids::partial_span_id(trace, self.instance, ends)),
             };
-            fx.spans.push(run_span(scope(), summary).into());
+            fx.spans.push(run_span(summary).into());
         }
         self.closed.record_end(trace);
         true

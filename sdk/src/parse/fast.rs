@@ -1,5 +1,6 @@
-//! The usual lines in one pass: a PenguiFlow log line whose `extra` holds
-//! the event, or a bare `to_payload()` object without a nested `extra`.
+//! The usual lines in one serde pass, when `scan.rs` (tried first) left
+//! them: a PenguiFlow log line whose `extra` holds the event, or a bare
+//! `to_payload()` object without a nested `extra`.
 //! Each member goes straight into the event as it is read: no list of
 //! members, no second look at them.
 //!
