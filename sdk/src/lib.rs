@@ -122,6 +122,8 @@ mod self_metrics;
 #[doc(hidden)]
 pub mod stages;
 mod stats;
+#[cfg(test)]
+mod test_support;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
 mod w3c;

@@ -215,13 +215,7 @@ mod tests {
 
     /// Where the fast path answers, it answers as the general parser does.
     fn agree(line: &str) -> bool {
-        match parse(line) {
-            Some(ev) => {
-                assert_eq!(Ok(ev), general_answer(line), "{line}");
-                true
-            }
-            None => false,
-        }
+        super::super::agrees_with_general(parse(line), line)
     }
 
     fn lines_of(path: &std::path::Path) -> Vec<String> {
@@ -376,16 +370,8 @@ mod tests {
 
     #[test]
     fn generated_lines_get_the_general_parsers_answer() {
-        use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
         // A fixed seed: the same 3000 lines every run.
-        let mut runner = TestRunner::new_with_rng(
-            ProptestConfig {
-                cases: 3000,
-                failure_persistence: None,
-                ..ProptestConfig::default()
-            },
-            TestRng::deterministic_rng(RngAlgorithm::ChaCha),
-        );
+        let mut runner = crate::test_support::fixed_seed_runner(3000);
         let answered = std::cell::Cell::new(0);
         runner
             .run(&line(), |l| {

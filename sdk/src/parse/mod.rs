@@ -38,6 +38,19 @@ use crate::event::{EventError, FlowEvent};
 mod fast;
 mod scan;
 
+/// For the tests of the faster paths: where `answer` (a faster path's
+/// answer for `line`) is an event, it is the general parser's.
+#[cfg(test)]
+fn agrees_with_general(answer: Option<FlowEvent>, line: &str) -> bool {
+    match answer {
+        Some(ev) => {
+            assert_eq!(Ok(ev), parse_general(line), "{line}");
+            true
+        }
+        None => false,
+    }
+}
+
 impl FlowEvent {
     /// Parse one JSON object: a `FlowEvent.to_payload()` object or a PenguiFlow
     /// structured-log line. Errors name the field and the problem.

@@ -449,13 +449,7 @@ mod tests {
 
     /// Where this path answers, the general parser gives the same event.
     fn agree(line: &str) -> bool {
-        match parse(line) {
-            Some(ev) => {
-                assert_eq!(Ok(ev), general(line), "{line}");
-                true
-            }
-            None => false,
-        }
+        super::super::agrees_with_general(parse(line), line)
     }
 
     /// All but `node_failed`, whose `flow_error` is a nested object.
@@ -655,16 +649,8 @@ mod tests {
 
     #[test]
     fn generated_lines_get_the_general_parsers_answer() {
-        use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
         // A fixed seed: the same 5000 lines every run.
-        let mut runner = TestRunner::new_with_rng(
-            ProptestConfig {
-                cases: 5000,
-                failure_persistence: None,
-                ..ProptestConfig::default()
-            },
-            TestRng::deterministic_rng(RngAlgorithm::ChaCha),
-        );
+        let mut runner = crate::test_support::fixed_seed_runner(5000);
         let answered = std::cell::Cell::new(0);
         runner
             .run(&line(), |l| {

@@ -186,7 +186,6 @@ fn an_empty_batch_and_a_bare_span_match_too() {
 #[test]
 fn generated_spans_give_opentelemetry_protos_bytes() {
     use proptest::prelude::*;
-    use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 
     let text = prop_oneof![
         "[a-zé_ ]{0,8}",
@@ -260,14 +259,7 @@ fn generated_spans_give_opentelemetry_protos_bytes() {
         );
     let resource = Resource::builder().with_service_name("svc").build();
     let r = SpanResource::new(&resource);
-    let mut runner = TestRunner::new_with_rng(
-        ProptestConfig {
-            cases: 200,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        },
-        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
-    );
+    let mut runner = crate::test_support::fixed_seed_runner(200);
     runner
         .run(&prop::collection::vec(span, 0..6), |batch| {
             prop_assert_eq!(encode(&whole(&batch), &r), reference(batch, &resource));
@@ -286,7 +278,6 @@ fn attempt_records_give_the_bytes_of_their_span_data() {
 
     use crate::record::{AttemptError, AttemptSpan};
     use proptest::prelude::*;
-    use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 
     let text = prop_oneof!["[a-zé_ ]{0,8}", (120usize..140).prop_map(|n| "x".repeat(n))];
     let shared = text.clone().prop_map(|s| Arc::<str>::from(s.as_str()));
@@ -361,14 +352,7 @@ fn attempt_records_give_the_bytes_of_their_span_data() {
         .build();
     let resource = Resource::builder().with_service_name("svc").build();
     let r = SpanResource::new(&resource);
-    let mut runner = TestRunner::new_with_rng(
-        ProptestConfig {
-            cases: 300,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        },
-        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
-    );
+    let mut runner = crate::test_support::fixed_seed_runner(300);
     runner
         .run(
             &(prop::collection::vec(attempt, 0..5), 0u64..3),
