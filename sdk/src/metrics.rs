@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 mod gauges;
 
-use gauges::{node_entry, register_gauges, GaugeTable};
+use gauges::{node_entry, publish, register_gauges, GaugeTable, NodeGauges};
 
 use crate::event::FlowEvent;
 use crate::exemplars::Exemplars;
@@ -133,7 +133,12 @@ pub(crate) struct FlowMetrics {
     retry_delay: Histogram<f64>,
     failures: Counter<u64>,
     overflow: Counter<u64>,
+    /// What the gauge callbacks read.
     gauges: GaugeTable,
+    /// The node gauges as the mapping thread updates them, published to
+    /// `gauges` at each flush: no lock per event.
+    node_gauges: Vec<NodeGauges>,
+    gauges_changed: bool,
     nodes: Bounded,
     event_types: Bounded,
     error_types: Bounded,
@@ -153,6 +158,9 @@ pub(crate) struct FlowMetrics {
     events_pending: FastMap<u64, PendingCount>,
     /// Events of series beyond the limit since the last flush.
     events_overflow_pending: u64,
+    /// The attributes of each admitted `flow.node.duration` series (at
+    /// most the series limit), built when the series is first seen.
+    duration_attrs: FastMap<u64, Vec<KeyValue>>,
     stats: Arc<Counters>,
 }
 
@@ -201,6 +209,8 @@ impl FlowMetrics {
                 .with_description("Metric attribute values replaced by _overflow")
                 .build(),
             gauges,
+            node_gauges: Vec::new(),
+            gauges_changed: false,
             nodes: Bounded::new(attr::NODE_NAME, limit),
             event_types: Bounded::new(attr::EVENT_TYPE, limit),
             error_types: Bounded::new(attr::ERROR_TYPE, limit),
@@ -221,6 +231,7 @@ impl FlowMetrics {
             scratch: Vec::with_capacity(8),
             events_pending: FastMap::default(),
             events_overflow_pending: 0,
+            duration_attrs: FastMap::default(),
             stats,
         }
     }
@@ -232,8 +243,19 @@ impl FlowMetrics {
         overflow: &Counter<u64>,
         stats: &Counters,
     ) -> (usize, KeyValue) {
+        let i = Self::resolve_slot(b, value, overflow, stats);
+        (i, b.kvs[i].clone())
+    }
+
+    /// The slot of a value of a bounded attribute, counting an overflow.
+    fn resolve_slot(
+        b: &mut Bounded,
+        value: &str,
+        overflow: &Counter<u64>,
+        stats: &Counters,
+    ) -> usize {
         match b.slot(value) {
-            Ok(i) => (i, b.kvs[i].clone()),
+            Ok(i) => i,
             Err(i) => {
                 stats.add_overflow(b.key.as_str(), b.limit);
                 overflow.add(
@@ -243,7 +265,7 @@ impl FlowMetrics {
                         b.key.as_str().to_string(),
                     )],
                 );
-                (i, b.kvs[i].clone())
+                i
             }
         }
     }
@@ -259,49 +281,56 @@ impl FlowMetrics {
         let common_len = attrs.len();
         let (overflow, stats) = (&self.overflow, &*self.stats);
 
-        let (type_slot, event_type) =
-            Self::resolve(&mut self.event_types, &ev.event_type, overflow, stats);
-        let node = ev
+        let type_slot = Self::resolve_slot(&mut self.event_types, &ev.event_type, overflow, stats);
+        let node_slot = ev
             .node_name
             .as_deref()
-            .map(|name| Self::resolve(&mut self.nodes, name, overflow, stats));
-        let node_slot = node.as_ref().map_or(usize::MAX, |(s, _)| *s);
-        attrs.push(event_type);
-        if let Some((_, kv)) = &node {
-            attrs.push(kv.clone());
-        }
-        let key = series_key(&[common_key as usize, 1, type_slot, node_slot]);
+            .map(|name| Self::resolve_slot(&mut self.nodes, name, overflow, stats));
+        let key = series_key(&[
+            common_key as usize,
+            1,
+            type_slot,
+            node_slot.unwrap_or(usize::MAX),
+        ]);
         // Counted here, added at the next flush: per admitted series, or
         // all together under the overflow set (no entry per series beyond
-        // the limit, however many there are).
-        if add_series(
-            &mut self.events_series,
-            key,
-            &attrs,
-            stats,
-            overflow,
-            |_| {},
-        ) {
-            self.events_pending
-                .entry(key)
-                .or_insert_with(|| PendingCount {
-                    n: 0,
-                    attrs: attrs.clone(),
-                })
-                .n += 1;
+        // the limit, however many there are). A series with an entry was
+        // admitted: its attributes were built once, when it was first seen.
+        if let Some(p) = self.events_pending.get_mut(&key) {
+            p.n += 1;
         } else {
-            self.events_overflow_pending += 1;
+            attrs.push(self.event_types.kvs[type_slot].clone());
+            if let Some(slot) = node_slot {
+                attrs.push(self.nodes.kvs[slot].clone());
+            }
+            if add_series(
+                &mut self.events_series,
+                key,
+                &attrs,
+                stats,
+                overflow,
+                |_| {},
+            ) {
+                self.events_pending.insert(
+                    key,
+                    PendingCount {
+                        n: 1,
+                        attrs: attrs.clone(),
+                    },
+                );
+            } else {
+                self.events_overflow_pending += 1;
+            }
+            attrs.truncate(common_len);
         }
-        attrs.truncate(common_len);
 
-        if let Some((slot, node_kv)) = node {
-            attrs.push(node_kv.clone());
+        if let Some(slot) = node_slot {
             self.node_instruments(ev, span, (common_key, slot), &mut attrs);
-            let mut table = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-            let g = node_entry(&mut table, slot, node_kv);
+            let g = node_entry(&mut self.node_gauges, slot, || self.nodes.kvs[slot].clone());
             g.depth_in = ev.queue_depth_in;
             g.depth_out = ev.queue_depth_out;
             g.inflight = ev.trace_inflight;
+            self.gauges_changed = true;
         }
         self.scratch = attrs;
     }
@@ -345,7 +374,8 @@ impl FlowMetrics {
 
     /// The instruments of a node's event: the duration of a terminal
     /// attempt (with its exemplar), the delay before a retry, a terminal
-    /// failure's code. `attrs` holds the common dimensions and the node.
+    /// failure's code. `attrs` holds the common dimensions; the node's
+    /// attribute is added here when a series needs its attributes.
     fn node_instruments(
         &mut self,
         ev: &FlowEvent,
@@ -363,19 +393,34 @@ impl FlowMetrics {
                         event::NODE_DROPPED => (outcome::DROPPED, 3),
                         _ => (outcome::TIMEOUT, 2),
                     };
-                    attrs.push(KeyValue::new(attr::NODE_OUTCOME, out));
                     let key = series_key(&[common_key as usize, 2, slot, out_slot]);
                     let h = &self.duration;
                     let secs = ms / 1000.0;
-                    let admitted = add_series(
-                        &mut self.duration_series,
-                        key,
-                        attrs,
-                        stats,
-                        overflow,
-                        |a| h.record(secs, a),
-                    );
-                    if let (true, Some(span)) = (admitted, span) {
+                    // An admitted series' attributes are built once.
+                    let admitted = match self.duration_attrs.get(&key) {
+                        Some(cached) => {
+                            h.record(secs, cached);
+                            Some(&cached[..])
+                        }
+                        None => {
+                            attrs.push(self.nodes.kvs[slot].clone());
+                            attrs.push(KeyValue::new(attr::NODE_OUTCOME, out));
+                            if add_series(
+                                &mut self.duration_series,
+                                key,
+                                attrs,
+                                stats,
+                                overflow,
+                                |a| h.record(secs, a),
+                            ) {
+                                self.duration_attrs.insert(key, attrs.clone());
+                                self.duration_attrs.get(&key).map(|a| &a[..])
+                            } else {
+                                None
+                            }
+                        }
+                    };
+                    if let (Some(attrs), Some(span)) = (admitted, span) {
                         self.exemplars.record(key, attrs, secs, span);
                     }
                 }
@@ -383,6 +428,7 @@ impl FlowMetrics {
             event::NODE_RETRY => {
                 if let Some(s) = ev.extra.get("sleep_s").and_then(Json::as_f64) {
                     if s.is_finite() && s >= 0.0 {
+                        attrs.push(self.nodes.kvs[slot].clone());
                         let key = series_key(&[common_key as usize, 3, slot]);
                         let h = &self.retry_delay;
                         add_series(&mut self.retry_series, key, attrs, stats, overflow, |a| {
@@ -399,6 +445,7 @@ impl FlowMetrics {
                     .and_then(Json::as_str)
                     .unwrap_or("NODE_FAILED");
                 let (code_slot, et) = Self::resolve(&mut self.error_types, code, overflow, stats);
+                attrs.push(self.nodes.kvs[slot].clone());
                 attrs.push(et);
                 let key = series_key(&[common_key as usize, 4, slot, code_slot]);
                 let c = &self.failures;
@@ -415,6 +462,7 @@ impl FlowMetrics {
     /// hundred events, and before every flush and the final export, so a
     /// collection never misses more than the events of the moment.
     pub(crate) fn flush_pending(&mut self) {
+        self.publish_gauges();
         for p in self.events_pending.values_mut() {
             if p.n > 0 {
                 self.events.add(p.n, &p.attrs);
@@ -431,16 +479,28 @@ impl FlowMetrics {
     /// Apply a change of attempts in flight reported by the span mapping
     /// (`node` is the node's metric name: its name or `_unknown`).
     pub(crate) fn active(&mut self, node: &str, delta: i64) {
-        let (slot, kv) = Self::resolve(&mut self.nodes, node, &self.overflow, &self.stats);
+        let slot = Self::resolve_slot(&mut self.nodes, node, &self.overflow, &self.stats);
+        let nodes = &self.nodes;
+        node_entry(&mut self.node_gauges, slot, || nodes.kvs[slot].clone()).active += delta;
+        self.gauges_changed = true;
+    }
+
+    /// The node gauges' values to the table their callbacks read (at each
+    /// [`flush_pending`](Self::flush_pending): what a collection sees is
+    /// as fresh as the event counts).
+    fn publish_gauges(&mut self) {
+        if !std::mem::take(&mut self.gauges_changed) {
+            return;
+        }
         let mut table = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-        node_entry(&mut table, slot, kv).active += delta;
+        publish(&mut table, &self.node_gauges);
     }
 
     /// The mapping's report of the oldest open attempt per node (by metric
     /// node name, with when flowtel saw it start); nodes it does not name
     /// have none open.
     pub(crate) fn oldest_open<'a>(&mut self, oldest: impl IntoIterator<Item = (&'a str, Instant)>) {
-        let mut table = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        let table = &mut self.node_gauges;
         for g in table.iter_mut() {
             g.oldest_open = None;
         }
@@ -448,10 +508,13 @@ impl FlowMetrics {
             // Every name reported here was resolved (and any overflow
             // counted) when its attempt started: not counted again.
             let slot = self.nodes.slot(node).unwrap_or_else(|overflow| overflow);
-            let g = node_entry(&mut table, slot, self.nodes.kvs[slot].clone());
+            let nodes = &self.nodes;
+            let g = node_entry(table, slot, || nodes.kvs[slot].clone());
             // Several names may share the overflow slot: keep the oldest.
             g.oldest_open = Some(g.oldest_open.map_or(seen, |o| o.min(seen)));
         }
+        self.gauges_changed = true;
+        self.publish_gauges();
     }
 }
 

@@ -32,19 +32,36 @@ pub(super) type GaugeTable = Arc<Mutex<Vec<NodeGauges>>>;
 pub(super) fn node_entry(
     table: &mut Vec<NodeGauges>,
     slot: usize,
-    node: KeyValue,
+    node: impl FnOnce() -> KeyValue,
 ) -> &mut NodeGauges {
     if table.len() <= slot {
         table.resize(slot + 1, NodeGauges::default());
     }
     let g = &mut table[slot];
     if g.node.is_none() {
-        g.node = Some(node);
+        g.node = Some(node());
     }
     g
 }
 
-/// Call `f` with every node of the last-value table that has been seen.
+/// Copy the mapping thread's values into the table the callbacks read
+/// (a node's attribute is cloned once, the first time).
+pub(super) fn publish(shared: &mut Vec<NodeGauges>, local: &[NodeGauges]) {
+    if shared.len() < local.len() {
+        shared.resize(local.len(), NodeGauges::default());
+    }
+    for (to, from) in shared.iter_mut().zip(local) {
+        if to.node.is_none() {
+            to.node.clone_from(&from.node);
+        }
+        to.depth_in = from.depth_in;
+        to.depth_out = from.depth_out;
+        to.inflight = from.inflight;
+        to.active = from.active;
+        to.oldest_open = from.oldest_open;
+    }
+}
+
 fn each_node(table: &GaugeTable, mut f: impl FnMut(&NodeGauges, &KeyValue)) {
     let t = table.lock().unwrap_or_else(|p| p.into_inner());
     for g in t.iter() {

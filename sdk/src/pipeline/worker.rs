@@ -14,6 +14,7 @@ use super::buffer::SpanBuffer;
 use super::export_loop::ExportCmd;
 use super::{all_of, metric_result, on_helper, wait, Msg, Reply};
 use crate::error::FlushError;
+use crate::event::FlowEvent;
 use crate::ids::FastMap;
 use crate::mapping::{Counts, Effects, SpanMapper, Verdict};
 use crate::metrics::FlowMetrics;
@@ -128,31 +129,16 @@ impl Worker {
             if msg.is_some() {
                 nap.got(now);
             }
-            // A guard's event is made a FlowEvent here, off the caller's
-            // thread.
-            let msg = match msg {
-                Some(Msg::Guard(g)) => Some(Msg::Event(g.into_event())),
-                m => m,
-            };
+            // (Matched where it lies: an event is not moved again.)
             match msg {
                 Some(Msg::Event(ev)) => {
-                    self.stats.events_processed.fetch_add(1, Ordering::Relaxed);
-                    // Run idleness needs no better than ~1 ms resolution:
-                    // read the clock once per 64 events (and hand the
-                    // counts over).
-                    since_clock += 1;
-                    if since_clock >= 64 {
-                        since_clock = 0;
-                        now = Instant::now();
-                        self.metrics.flush_pending();
-                    }
-                    // Metrics count what the span mapping decided: an
-                    // exact duplicate is counted in neither.
-                    // The exemplar is the attempt span the mapping exported.
-                    fx.ended_attempt = None;
-                    if self.mapper.on_event(&ev, now, &mut fx) == Verdict::Mapped {
-                        self.metrics.record(&ev, fx.ended_attempt.take());
-                    }
+                    self.event(&ev, &mut now, &mut since_clock, &mut fx);
+                }
+                // A guard's event is made a FlowEvent here, off the
+                // caller's thread.
+                Some(Msg::Guard(g)) => {
+                    let ev = g.into_event();
+                    self.event(&ev, &mut now, &mut since_clock, &mut fx);
                 }
                 Some(Msg::EndRun(id)) => {
                     self.mapper.end_run(&id, &mut fx);
@@ -161,8 +147,7 @@ impl Worker {
                     self.flush(&mut fx, &mut pending, spans, metrics)
                 }
                 Some(Msg::Shutdown { deadline, reply }) => break Some((deadline, reply)),
-                // (A guard's event was made an `Event` above.)
-                Some(Msg::Guard(_)) | None => {}
+                None => {}
             }
             self.apply(&mut fx, &mut pending);
             if now.duration_since(last_idle_check) >= self.tick {
@@ -175,6 +160,32 @@ impl Worker {
         };
 
         self.shut_down(shutdown, &rx, runtime, &mut fx, &mut pending);
+    }
+
+    /// Map one event into spans and metrics.
+    fn event(
+        &mut self,
+        ev: &FlowEvent,
+        now: &mut Instant,
+        since_clock: &mut u32,
+        fx: &mut Effects,
+    ) {
+        self.stats.events_processed.fetch_add(1, Ordering::Relaxed);
+        // Run idleness needs no better than ~1 ms resolution: read the
+        // clock once per 64 events (and hand the counts over).
+        *since_clock += 1;
+        if *since_clock >= 64 {
+            *since_clock = 0;
+            *now = Instant::now();
+            self.metrics.flush_pending();
+        }
+        // Metrics count what the span mapping decided: an exact duplicate
+        // is counted in neither. The exemplar is the attempt span the
+        // mapping exported.
+        fx.ended_attempt = None;
+        if self.mapper.on_event(ev, *now, fx) == Verdict::Mapped {
+            self.metrics.record(ev, fx.ended_attempt.take());
+        }
     }
 
     /// Everything mapped so far to the buffer and the instruments, then a
