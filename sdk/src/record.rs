@@ -16,7 +16,7 @@
 //! `export/span_proto` checks that both give the same bytes.
 
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flowtel_semconv::{attr, span as sc};
 use opentelemetry::trace::{
@@ -82,8 +82,18 @@ pub(crate) struct AttemptSpan {
     pub(crate) extras: Vec<KeyValue>,
     /// Set for a failed attempt: its error status and exception event.
     pub(crate) error: Option<Box<AttemptError>>,
-    pub(crate) start: SystemTime,
-    pub(crate) end: SystemTime,
+    /// Start and end, nanoseconds since the Unix epoch (the end is never
+    /// before the start): kept as the mapping computes them, turned into a
+    /// `SystemTime` only for a `SpanData` (the encoder writes them as they
+    /// are; two conversions per attempt spent a 128-bit division each).
+    pub(crate) start_ns: u128,
+    pub(crate) end_ns: u128,
+}
+
+/// Nanoseconds since the Unix epoch as a `SystemTime`.
+pub(crate) fn to_time(ns: u128) -> SystemTime {
+    let d = Duration::new((ns / 1_000_000_000) as u64, (ns % 1_000_000_000) as u32);
+    UNIX_EPOCH.checked_add(d).unwrap_or(UNIX_EPOCH)
 }
 
 /// How an attempt failed.
@@ -175,7 +185,7 @@ impl AttemptSpan {
             Some(e) => {
                 events.events.push(Event::new(
                     sc::EXCEPTION_EVENT,
-                    self.end,
+                    to_time(self.end_ns),
                     vec![
                         KeyValue::new(attr::EXCEPTION_TYPE, e.exception_type.clone()),
                         KeyValue::new(attr::EXCEPTION_MESSAGE, e.message.clone()),
@@ -198,8 +208,8 @@ impl AttemptSpan {
             parent_span_is_remote: false,
             span_kind: SpanKind::Internal,
             name: self.name.to_string().into(),
-            start_time: self.start,
-            end_time: self.end,
+            start_time: to_time(self.start_ns),
+            end_time: to_time(self.end_ns),
             attributes,
             dropped_attributes_count: 0,
             events,

@@ -3,8 +3,6 @@
 //! (timestamps, truncation, Python exception reprs). Pure functions of what
 //! the mapping decided.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use flowtel_semconv::{attr, event, outcome};
 use opentelemetry::trace::{
     Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
@@ -20,18 +18,26 @@ use crate::record::{AttemptError, AttemptSpan};
 /// so that f64 rounding at 1.7e9 s does not eat it).
 pub(crate) fn ts_ns(ts: f64) -> u128 {
     let secs = ts.trunc();
-    let nanos = ((ts - secs) * 1e9).round() as u128;
-    secs as u128 * 1_000_000_000 + nanos
+    let nanos = to_u128(((ts - secs) * 1e9).round());
+    to_u128(secs) * 1_000_000_000 + nanos
 }
 
 pub(super) fn ms_to_ns(ms: f64) -> u128 {
-    (ms * 1e6).round() as u128
+    to_u128((ms * 1e6).round())
 }
 
-pub(super) fn to_time(ns: u128) -> SystemTime {
-    let d = Duration::new((ns / 1_000_000_000) as u64, (ns % 1_000_000_000) as u32);
-    UNIX_EPOCH.checked_add(d).unwrap_or(UNIX_EPOCH)
+/// `x as u128`, through a u64 when it fits: a float to 128-bit conversion
+/// is a call into a software routine, to 64 bits an instruction or two.
+fn to_u128(x: f64) -> u128 {
+    // 2^64
+    if x < 18_446_744_073_709_551_616.0 {
+        u128::from(x as u64)
+    } else {
+        x as u128
+    }
 }
+
+pub(super) use crate::record::to_time;
 
 /// Cut a string to at most `max` bytes on a char boundary.
 pub(crate) fn truncate(s: &str, max: usize) -> String {
@@ -181,8 +187,8 @@ pub(super) fn attempt_span(
         tenant: meta.tenant.clone(),
         extras: a.extras,
         error,
-        start: to_time(a.start),
-        end: to_time(a.end.max(a.start)),
+        start_ns: a.start,
+        end_ns: a.end.max(a.start),
     }
 }
 
@@ -254,4 +260,38 @@ pub(super) fn run_span(r: RunSummary<'_>) -> SpanData {
         span.links.links.push(Link::with_context(sc.clone()));
     }
     span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_u128;
+
+    /// The shortcut through 64 bits converts as `as u128` does, on both
+    /// sides of 2^64 and at the odd values (negative, NaN, infinite).
+    #[test]
+    fn float_to_u128_through_64_bits_is_the_plain_conversion() {
+        let two64 = 18_446_744_073_709_551_616.0_f64;
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            -1.0,
+            0.4,
+            0.5,
+            1.7e9,
+            1_795_305_121.0025e9,
+            two64,
+            f64::from_bits(two64.to_bits() - 1),
+            f64::from_bits(two64.to_bits() + 1),
+            1e30,
+            1e40,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        xs.extend((0..2000).map(|i| f64::from(i) * 1.234_567e16));
+        for x in xs {
+            assert_eq!(to_u128(x), x as u128, "{x}");
+        }
+    }
 }

@@ -9,7 +9,7 @@ use prost::encoding::{encode_key, key_len, WireType};
 use super::values::{attr_len, put_attr};
 use super::wire::{delimited_len, fixed64_len, put_bytes, put_delimited, put_fixed64, put_str};
 use super::wire::{put_varint, str_len, varint_len};
-use super::{flags, nanos, ATTRIBUTES, END, EVENTS, FLAGS, KIND, NAME, PARENT_SPAN_ID};
+use super::{flags, ATTRIBUTES, END, EVENTS, FLAGS, KIND, NAME, PARENT_SPAN_ID};
 use super::{SPAN_ID, START, STATUS, TRACE_ID};
 use crate::record::{AttemptError, AttemptSpan, AttrValue};
 
@@ -32,7 +32,7 @@ fn exception_attrs(e: &AttemptError) -> [(&'static str, AttrValue<'_>); 2] {
 
 /// `Span.Event` of the exception: time (1), name (2), attributes (3).
 fn exception_len(a: &AttemptSpan, e: &AttemptError) -> usize {
-    fixed64_len(1, nanos(a.end))
+    fixed64_len(1, a.end_ns as u64)
         + str_len(2, sc::EXCEPTION_EVENT)
         + exception_attrs(e)
             .iter()
@@ -61,8 +61,8 @@ pub(super) fn span_len(a: &AttemptSpan) -> usize {
         + 4
         + str_len(NAME, &a.name)
         + varint_len(KIND, INTERNAL)
-        + fixed64_len(START, nanos(a.start))
-        + fixed64_len(END, nanos(a.end))
+        + fixed64_len(START, a.start_ns as u64)
+        + fixed64_len(END, a.end_ns as u64)
         + attributes_len(a)
         + a.error
             .as_ref()
@@ -78,12 +78,12 @@ pub(super) fn put_span(a: &AttemptSpan, buf: &mut Vec<u8>) {
     }
     put_str(NAME, &a.name, buf);
     put_varint(KIND, INTERNAL, buf);
-    put_fixed64(START, nanos(a.start), buf);
-    put_fixed64(END, nanos(a.end), buf);
+    put_fixed64(START, a.start_ns as u64, buf);
+    put_fixed64(END, a.end_ns as u64, buf);
     a.for_each_attribute(|k, v| put_attr(ATTRIBUTES, k.as_str(), &v, buf));
     if let Some(e) = &a.error {
         put_delimited(EVENTS, exception_len(a, e), buf);
-        put_fixed64(1, nanos(a.end), buf);
+        put_fixed64(1, a.end_ns as u64, buf);
         put_str(2, sc::EXCEPTION_EVENT, buf);
         for (k, v) in exception_attrs(e) {
             put_attr(3, k, &v, buf);

@@ -342,8 +342,8 @@ fn attempt_records_give_the_bytes_of_their_span_data() {
                     tenant,
                     extras,
                     error,
-                    start: at(st),
-                    end: at(en),
+                    start_ns: u128::from(st),
+                    end_ns: u128::from(en),
                 }
             },
         );
