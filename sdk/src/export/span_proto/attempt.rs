@@ -4,11 +4,11 @@
 
 use flowtel_semconv::{attr, span as sc};
 use opentelemetry::trace::{SpanId, TraceFlags};
-use prost::encoding::{encode_key, key_len, WireType};
+use prost::encoding::{key_len, WireType};
 
 use super::values::{attr_len, put_attr};
 use super::wire::{delimited_len, fixed64_len, put_bytes, put_delimited, put_fixed64, put_str};
-use super::wire::{put_varint, str_len, varint_len};
+use super::wire::{put_key, put_varint, str_len, varint_len};
 use super::{flags, ATTRIBUTES, END, EVENTS, FLAGS, KIND, NAME, PARENT_SPAN_ID};
 use super::{SPAN_ID, START, STATUS, TRACE_ID};
 use crate::record::{AttemptError, AttemptSpan, AttrValue};
@@ -94,7 +94,7 @@ pub(super) fn put_span(a: &AttemptSpan, buf: &mut Vec<u8>) {
         put_str(2, e.description(), buf);
         put_varint(3, ERROR, buf);
     }
-    encode_key(FLAGS, WireType::ThirtyTwoBit, buf);
+    put_key(FLAGS, WireType::ThirtyTwoBit, buf);
     let f = flags(TraceFlags::SAMPLED.to_u8(), false);
     buf.extend_from_slice(&f.to_le_bytes());
 }

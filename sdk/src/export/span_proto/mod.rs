@@ -26,7 +26,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
-use prost::encoding::{encode_key, key_len, WireType};
+use prost::encoding::{key_len, WireType};
 use prost::Message;
 
 use crate::record::SpanRecord;
@@ -37,8 +37,8 @@ mod wire;
 
 use values::{attributes_len, put_attributes};
 use wire::{
-    delimited_len, fixed64_len, put_bytes, put_delimited, put_fixed64, put_str, put_varint,
-    str_len, varint_len,
+    delimited_len, fixed64_len, put_bytes, put_delimited, put_fixed64, put_key, put_str,
+    put_varint, str_len, varint_len,
 };
 
 /// The resource every span batch carries, encoded once.
@@ -286,7 +286,7 @@ fn put_span(span: &SpanData, buf: &mut Vec<u8>) {
         }
         put_attributes(4, &l.attributes, buf);
         put_varint(5, l.dropped_attributes_count.into(), buf);
-        encode_key(6, WireType::ThirtyTwoBit, buf);
+        put_key(6, WireType::ThirtyTwoBit, buf);
         let f = flags(lcx.trace_flags().to_u8(), lcx.is_remote());
         buf.extend_from_slice(&f.to_le_bytes());
     }
@@ -295,7 +295,7 @@ fn put_span(span: &SpanData, buf: &mut Vec<u8>) {
     let (message, code) = status(&span.status);
     put_str(2, message, buf);
     put_varint(3, code, buf);
-    encode_key(FLAGS, WireType::ThirtyTwoBit, buf);
+    put_key(FLAGS, WireType::ThirtyTwoBit, buf);
     let f = flags(cx.trace_flags().to_u8(), span.parent_span_is_remote);
     buf.extend_from_slice(&f.to_le_bytes());
 }

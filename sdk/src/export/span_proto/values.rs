@@ -2,9 +2,9 @@
 //! opentelemetry's values.
 
 use opentelemetry::{Array, KeyValue, Value};
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
+use prost::encoding::{encoded_len_varint, key_len, WireType};
 
-use super::wire::{delimited_len, put_delimited, put_str, str_len};
+use super::wire::{delimited_len, put_delimited, put_key, put_str, put_uvarint, str_len};
 use crate::record::AttrValue;
 
 // `KeyValue` { key (1), value (2): `AnyValue` }.
@@ -50,15 +50,15 @@ impl Scalar<'_> {
     fn put(&self, buf: &mut Vec<u8>) {
         match self {
             Scalar::Bool(b) => {
-                encode_key(2, WireType::Varint, buf);
+                put_key(2, WireType::Varint, buf);
                 buf.push(u8::from(*b));
             }
             Scalar::I64(i) => {
-                encode_key(3, WireType::Varint, buf);
-                encode_varint(*i as u64, buf);
+                put_key(3, WireType::Varint, buf);
+                put_uvarint(*i as u64, buf);
             }
             Scalar::F64(f) => {
-                encode_key(4, WireType::SixtyFourBit, buf);
+                put_key(4, WireType::SixtyFourBit, buf);
                 buf.extend_from_slice(&f.to_le_bytes());
             }
             Scalar::Str(s) => {
@@ -123,9 +123,10 @@ pub(super) fn attr_len(key: &str, v: &AttrValue<'_>) -> usize {
 
 /// A `KeyValue` (tag, length, key, value), from its parts.
 pub(super) fn put_attr(tag: u32, key: &str, v: &AttrValue<'_>, buf: &mut Vec<u8>) {
-    put_delimited(tag, attr_len(key, v), buf);
+    let value_len = attr_value_len(v);
+    put_delimited(tag, str_len(1, key) + delimited_len(2, value_len), buf);
     put_str(1, key, buf);
-    put_delimited(2, attr_value_len(v), buf);
+    put_delimited(2, value_len, buf);
     match split(v) {
         Ok(scalar) => scalar.put(buf),
         Err(any) => put_any(any, buf),
