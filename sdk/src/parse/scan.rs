@@ -23,6 +23,14 @@
 //! 0.84× the CPU (paired runs of the example built before and after the
 //! commit that added this file, reading and line splitting included), and
 //! the reading thread of `flowtel ingest` 0.2–0.3 µs less per event.
+//!
+//! A plain line (no backslash, no control character: nearly every line)
+//! is checked once, in one vectorised pass, and its strings end at the next
+//! quote, found eight bytes at a time; other lines take the checking path.
+//! Measured with callgrind on 60 000 `scripts/bench-ingest` lines:
+//! `flowtel ingest` went from 19 389 to 17 731 instructions per event; a
+//! parse of a line in memory from 875 to 727 ns (paired runs of a throwaway
+//! program).
 
 use serde_json::Value;
 
