@@ -278,7 +278,7 @@ mod tests {
             0.4,
             0.5,
             1.7e9,
-            1_795_305_121.0025e9,
+            1.795_305_121_002_5e18,
             two64,
             f64::from_bits(two64.to_bits() - 1),
             f64::from_bits(two64.to_bits() + 1),

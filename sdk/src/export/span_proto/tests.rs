@@ -327,7 +327,6 @@ fn attempt_records_give_the_bytes_of_their_span_data() {
                 error,
                 (st, en),
             )| {
-                let at = |ns: u64| UNIX_EPOCH + Duration::from_nanos(ns);
                 AttemptSpan {
                     trace: TraceId::from(t),
                     id: SpanId::from(id),
