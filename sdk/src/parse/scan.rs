@@ -710,16 +710,9 @@ mod tests {
 
     #[test]
     fn generated_lines_get_the_general_parsers_answer() {
-        // A fixed seed: the same 5000 lines every run.
-        let mut runner = crate::test_support::fixed_seed_runner(5000);
-        let answered = std::cell::Cell::new(0);
-        runner
-            .run(&line(), |l| {
-                answered.set(answered.get() + usize::from(agree(&l)));
-                Ok(())
-            })
-            .unwrap();
-        assert!(answered.get() > 300, "only {} answered", answered.get());
+        // The same 5000 lines every run.
+        let answered = super::super::generated_answers(5000, line(), agree);
+        assert!(answered > 300, "only {answered} answered");
     }
 
     /// The word-at-a-time search finds the first quote wherever it lies

