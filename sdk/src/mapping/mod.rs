@@ -159,6 +159,7 @@ pub(crate) struct SpanMapper {
     /// Distinguishes this pipeline's partial run spans from other
     /// pipelines'.
     instance: u64,
+    last_trace: ids::LastTraceId,
 }
 
 impl SpanMapper {
@@ -176,6 +177,7 @@ impl SpanMapper {
             closed: ClosedRuns::new(cfg.max_open_runs.max(1024) * 4),
             span_extras,
             instance: ids::random_u64(),
+            last_trace: ids::LastTraceId::default(),
             cfg,
         }
     }
@@ -185,7 +187,7 @@ impl SpanMapper {
         let Some(run_str) = ev.trace_id.as_deref() else {
             return Verdict::Mapped;
         };
-        let (trace, kept) = ids::trace_id_for(run_str);
+        let (trace, kept) = self.last_trace.get(run_str);
         if !self.runs.contains_key(&trace) {
             if self.runs.len() >= self.cfg.max_open_runs {
                 // A tenth at a time: one partial sort per many new runs.
