@@ -212,7 +212,8 @@ impl Field {
 /// key among all fields'. Any other key (an alias, an extra field, another
 /// order) is read and matched as before. Measured with callgrind on
 /// 60 000 `scripts/bench-ingest` lines: `flowtel ingest` went from 16 442
-/// to 15 056 instructions per event.
+/// to 15 056 instructions per event (one run each; runs of one binary
+/// differ by up to ±100).
 const ORDER: [&[u8]; 15] = [
     b"\"ts\"",
     b"\"event\"",
@@ -548,7 +549,8 @@ impl<'a> Scanner<'a> {
     /// then reads as before). 8 of a PenguiFlow event's 15 fields are
     /// counts: through `scalar` and `Scalar::count`, each was scanned, cut
     /// and read again. Measured with callgrind on 60 000
-    /// `scripts/bench-ingest` lines: 14 853 → 14 375 instructions per event.
+    /// `scripts/bench-ingest` lines: 14 853 → 14 375 instructions per event
+    /// (one run each, without LTO; runs differ by up to ±100).
     fn plain_count(&mut self) -> Option<u64> {
         self.skip_ws();
         let start = self.at;
