@@ -292,10 +292,10 @@ mod tests {
         }
     }
 
+    /// The kept last answer is `trace_id_for`'s, run after run: repeated,
+    /// changed, hex and not, longer than a trace id (not kept), empty.
     #[test]
-    fn other_strings_hash_deterministically_and_distinctly() {
-        let (a, kept) = trace_id_for("order-42");
-        // The kept last answer is the answer, run after run, for any run id.
+    fn the_last_trace_id_kept_is_the_answer() {
         let mut last = LastTraceId::default();
         let long = "r".repeat(40);
         for run in [
@@ -311,6 +311,11 @@ mod tests {
         ] {
             assert_eq!(last.get(run), trace_id_for(run), "{run}");
         }
+    }
+
+    #[test]
+    fn other_strings_hash_deterministically_and_distinctly() {
+        let (a, kept) = trace_id_for("order-42");
         assert!(!kept);
         assert_eq!(a, trace_id_for("order-42").0);
         assert_ne!(a, trace_id_for("order-43").0);

@@ -159,6 +159,7 @@ pub(crate) struct SpanMapper {
     /// Distinguishes this pipeline's partial run spans from other
     /// pipelines'.
     instance: u64,
+    /// The last run id's trace id (see [`ids::LastTraceId`]).
     last_trace: ids::LastTraceId,
 }
 
