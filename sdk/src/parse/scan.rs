@@ -278,26 +278,22 @@ fn set(ev: &mut FlowEvent, f: Field, v: Scalar<'_>) -> Option<()> {
         Field::NodeName => ev.node_name = v.opt_string()?,
         Field::NodeId => ev.node_id = v.opt_string()?,
         Field::TraceId => ev.trace_id = v.opt_string()?,
-        Field::Attempt => ev.attempt = u32::try_from(v.count()?).ok()?,
         Field::Latency => {
             ev.latency_ms = match v {
                 Scalar::Null => None,
                 v => Some(v.float()?),
             }
         }
-        Field::DepthIn => ev.queue_depth_in = v.count()?,
-        Field::DepthOut => ev.queue_depth_out = v.count()?,
         // Derived (in + out): recomputed, never trusted; any value.
         Field::DepthTotal => {}
-        Field::Outgoing => ev.outgoing_edges = v.count()?,
-        Field::MaxSize => ev.queue_maxsize = v.count()?,
-        Field::Pending => {
-            ev.trace_pending = match v {
-                Scalar::Null => None,
-                v => Some(v.count()?),
-            }
-        }
-        Field::Inflight => ev.trace_inflight = v.count()?,
+        Field::Pending if matches!(v, Scalar::Null) => ev.trace_pending = None,
+        Field::Attempt
+        | Field::DepthIn
+        | Field::DepthOut
+        | Field::Outgoing
+        | Field::MaxSize
+        | Field::Pending
+        | Field::Inflight => set_count(ev, f, v.count()?)?,
         Field::Cancelled => match v {
             Scalar::Bool(b) => ev.trace_cancelled = b,
             _ => return None,
@@ -306,7 +302,8 @@ fn set(ev: &mut FlowEvent, f: Field, v: Scalar<'_>) -> Option<()> {
     Some(())
 }
 
-/// Set the count field `f` to `n`, as `set` sets it from the number's text.
+/// Set the count field `f` to `n` (for `set`, and for a count read as it
+/// is scanned).
 fn set_count(ev: &mut FlowEvent, f: Field, n: u64) -> Option<()> {
     match f {
         Field::Attempt => ev.attempt = u32::try_from(n).ok()?,
