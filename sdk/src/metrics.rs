@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use flowtel_semconv::{attr, event, metric, outcome, unit, OVERFLOW_VALUE};
-use opentelemetry::metrics::{BoundHistogram, Counter, Histogram, Meter};
+use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 use serde_json::Value as Json;
@@ -168,12 +168,41 @@ pub(crate) struct FlowMetrics {
 /// An admitted `flow.node.duration` series.
 struct DurationSeries {
     attrs: Vec<KeyValue>,
-    /// The histogram bound to `attrs`: a recording neither hashes nor
-    /// compares the attribute set. Measured with callgrind on 60 000
-    /// `scripts/bench-ingest` lines, the OTel SDK's `record` with
-    /// attributes cost the mapping thread about 770 instructions per event,
-    /// most of it SipHashing the set to find its series.
-    bound: BoundHistogram<f64>,
+    /// The histogram bound to `attrs` (feature `bound-instruments`): a
+    /// recording neither hashes nor compares the attribute set. Measured
+    /// with callgrind on 60 000 `scripts/bench-ingest` lines: the mapping
+    /// thread's `Worker::event` went from 189.3 M to 157.4 M instructions
+    /// (530 per event), most of it the OTel SDK SipHashing the set to find
+    /// its series.
+    #[cfg(feature = "bound-instruments")]
+    bound: opentelemetry::metrics::BoundHistogram<f64>,
+}
+
+impl DurationSeries {
+    #[cfg(feature = "bound-instruments")]
+    fn new(h: &Histogram<f64>, attrs: &[KeyValue]) -> Self {
+        DurationSeries {
+            bound: h.bind(attrs),
+            attrs: attrs.to_vec(),
+        }
+    }
+
+    #[cfg(not(feature = "bound-instruments"))]
+    fn new(_: &Histogram<f64>, attrs: &[KeyValue]) -> Self {
+        DurationSeries {
+            attrs: attrs.to_vec(),
+        }
+    }
+
+    #[cfg(feature = "bound-instruments")]
+    fn record(&self, _: &Histogram<f64>, secs: f64) {
+        self.bound.record(secs);
+    }
+
+    #[cfg(not(feature = "bound-instruments"))]
+    fn record(&self, h: &Histogram<f64>, secs: f64) {
+        h.record(secs, &self.attrs);
+    }
 }
 
 /// Events of one series counted since the last flush.
@@ -411,7 +440,7 @@ impl FlowMetrics {
                     // An admitted series' attributes are built once.
                     let admitted = match self.duration_attrs.get(&key) {
                         Some(series) => {
-                            series.bound.record(secs);
+                            series.record(h, secs);
                             Some(&series.attrs[..])
                         }
                         None => {
@@ -425,10 +454,7 @@ impl FlowMetrics {
                                 overflow,
                                 |a| h.record(secs, a),
                             ) {
-                                let series = DurationSeries {
-                                    bound: h.bind(attrs),
-                                    attrs: attrs.clone(),
-                                };
+                                let series = DurationSeries::new(h, attrs);
                                 let series = self.duration_attrs.entry(key).or_insert(series);
                                 Some(&series.attrs[..])
                             } else {

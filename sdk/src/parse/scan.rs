@@ -799,6 +799,15 @@ mod tests {
         ]
     }
 
+    /// The key in an expected key's bytes (`"ts": ` → `ts`).
+    fn key_of(quoted: &[u8]) -> &str {
+        let inner = quoted
+            .strip_prefix(b"\"")
+            .and_then(|q| q.strip_suffix(b"\": "))
+            .unwrap();
+        std::str::from_utf8(inner).unwrap()
+    }
+
     /// A log line: wrapper members and an `extra` of FlowEvent fields
     /// (typical values, or any token) and others, with odd white space.
     fn line() -> impl Strategy<Value = String> {
@@ -834,6 +843,19 @@ mod tests {
                 "\"3e512c5b0a184257a25c215d19544e6a\"".to_string()
             )),
             (0u32..5).prop_map(|a| ("attempt", a.to_string())),
+            (
+                prop::sample::select(vec![
+                    "q_depth_in",
+                    "q_depth_out",
+                    "q_depth_total",
+                    "outgoing",
+                    "queue_maxsize",
+                    "trace_inflight",
+                    "trace_pending",
+                ]),
+                0u64..100,
+            )
+                .prop_map(|(k, n)| (k, n.to_string())),
             Just(("trace_pending", "null".to_string())),
             Just(("trace_cancelled", "false".to_string())),
         ];
@@ -842,6 +864,18 @@ mod tests {
             1 => (key, token()).prop_map(|(k, v)| (k.to_string(), v)),
         ];
         let ws = prop::sample::select(vec!["", " ", "  ", "\t", "\n"]);
+        // White space before and after a colon, and a comma: chosen apart,
+        // so that `json.dumps`'s own `": "` and `", "` (the expected
+        // keys' and `next_member`'s) come up beside their near misses.
+        let around = prop::sample::select(vec![
+            ("", " "),
+            ("", " "),
+            ("", ""),
+            (" ", " "),
+            ("", "  "),
+            ("\t", " "),
+            ("", "\n"),
+        ]);
         let outer_key = prop_oneof![
             "[a-z]{1,6}",
             prop::sample::select(vec!["level", "logger", "message", "timestamp"])
@@ -850,11 +884,11 @@ mod tests {
         (
             prop::collection::vec(member, 0..10),
             prop::collection::vec((outer_key, token()), 0..4),
-            ws,
+            (ws, around.clone(), around),
             any::<bool>(),
             any::<bool>(),
         )
-            .prop_map(|(inner, mut outer, ws, base, ordered)| {
+            .prop_map(|(inner, mut outer, (ws, colon, comma), base, ordered)| {
                 let mut members: Vec<(String, String)> = Vec::new();
                 if base {
                     members.push(("event".into(), "\"node_start\"".into()));
@@ -867,10 +901,7 @@ mod tests {
                     let rank = |k: &str, order: &[&str]| {
                         order.iter().position(|o| *o == k).unwrap_or(order.len())
                     };
-                    let fields: Vec<&str> = ORDER
-                        .iter()
-                        .map(|q| std::str::from_utf8(&q[1..q.len() - 1]).unwrap())
-                        .collect();
+                    let fields: Vec<&str> = ORDER.iter().map(|q| key_of(q)).collect();
                     members.sort_by_key(|(k, _)| rank(k, &fields));
                     let wrapper: Vec<&str> = WRAPPER.iter().map(|&(_, k)| k).collect();
                     outer.sort_by_key(|(k, _)| rank(k, &wrapper));
@@ -878,9 +909,10 @@ mod tests {
                 let obj = |m: &[(String, String)]| {
                     let body: Vec<String> = m
                         .iter()
-                        .map(|(k, v)| format!("\"{k}\"{ws}:{ws}{v}"))
+                        .map(|(k, v)| format!("\"{k}\"{}:{}{v}", colon.0, colon.1))
                         .collect();
-                    format!("{{{ws}{}{ws}}}", body.join(&format!("{ws},{ws}")))
+                    let comma = format!("{},{}", comma.0, comma.1);
+                    format!("{{{ws}{}{ws}}}", body.join(&comma))
                 };
                 let mut wrapper: Vec<(String, String)> = outer;
                 wrapper.push(("extra".into(), obj(&members)));
@@ -901,7 +933,7 @@ mod tests {
     #[test]
     fn expected_keys_name_their_fields() {
         for (i, quoted) in ORDER.iter().enumerate() {
-            let key = std::str::from_utf8(&quoted[1..quoted.len() - 3]).unwrap();
+            let key = key_of(quoted);
             assert_eq!(format!("\"{key}\": ").as_bytes(), *quoted);
             assert_eq!(field(key), Some(Field::IN_ORDER[i]), "{key}");
             assert_eq!(Field::IN_ORDER[i] as usize, i);
