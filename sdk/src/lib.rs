@@ -102,8 +102,8 @@
 //!   pipeline (above).
 //! - `bound-instruments`: each node's duration is recorded through a
 //!   histogram bound to its series, so that no event hashes the attribute
-//!   set to find it: about 530 fewer instructions per terminal-heavy event
-//!   on the mapping thread (callgrind, `scripts/bench-ingest`'s lines). It
+//!   set to find it: about 530 fewer instructions per event on the mapping
+//!   thread over `scripts/bench-ingest`'s lines (callgrind). It
 //!   turns on opentelemetry's experimental bound instruments, which also
 //!   make the OTel SDK's own span and log processors report `otel.sdk.*`
 //!   metrics to the global meter provider, and an experimental API may

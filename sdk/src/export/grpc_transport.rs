@@ -66,10 +66,10 @@ impl GrpcTransport {
         // decompressor set up and torn down: measured with callgrind on
         // 60 000 `scripts/bench-ingest` lines, the export thread used
         // 127.6 M instructions with the offer and 121.8 M without (about
-        // 100 per event). gRPC servers
-        // compress only in an encoding the client offered; one that gzips
-        // unasked gets `Unimplemented` from tonic, a rejection (counted).
-        // With `OTEL_EXPORTER_OTLP_COMPRESSION=gzip` it is gzip both ways.
+        // 100 per event). gRPC servers compress only in an encoding the
+        // client offered; one that gzips unasked gets `Unimplemented` from
+        // tonic, a rejection (counted). With
+        // `OTEL_EXPORTER_OTLP_COMPRESSION=gzip` it is gzip both ways.
         if self.gzip {
             grpc = grpc
                 .send_compressed(CompressionEncoding::Gzip)
