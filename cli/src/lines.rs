@@ -140,7 +140,11 @@ fn emit_line(
     if bytes.last() == Some(&b'\r') {
         bytes = &bytes[..bytes.len() - 1];
     }
-    match std::str::from_utf8(bytes) {
+    // simdutf8's check, vectorised with the instructions the CPU has, then
+    // the standard library's conversion, which cannot fail after it. On
+    // 60 000 `scripts/bench-ingest` lines (callgrind), the check went from
+    // 19.5 M instructions (`std::str::from_utf8`) to 9.1 M.
+    match simdutf8::basic::from_utf8(bytes) {
         Ok(s) => f(origin, Line::Text(s)),
         Err(_) => f(origin, Line::BadUtf8),
     }
@@ -323,5 +327,31 @@ mod tests {
             ["1:one", "2:two", "3:too long 40", "4:bad utf8", "5:three"]
         );
         assert!(collect(b"", 20).is_empty());
+    }
+
+    proptest::proptest! {
+        /// A line is text exactly when the standard library's check says it
+        /// is UTF-8, and then the same text: short lines and long ones (the
+        /// vectorised check works in blocks of 64 bytes), damaged anywhere.
+        #[test]
+        fn utf8_check_answers_as_the_standard_library(
+            text in "[a-z\u{e9}\u{4e2d}\u{1f600} ]{0,120}",
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            byte in 0x80u8..=0xff,
+            damage in proptest::prelude::any::<bool>(),
+        ) {
+            let mut line = text.into_bytes();
+            if damage && !line.is_empty() {
+                let at = cut.index(line.len());
+                line[at] = byte;
+            }
+            let want = match std::str::from_utf8(&line) {
+                Ok(t) => format!("1:{t}"),
+                Err(_) => "1:bad utf8".to_string(),
+            };
+            let mut input = line.clone();
+            input.push(b'\n');
+            proptest::prop_assert_eq!(collect(&input, 1 << 20), vec![want]);
+        }
     }
 }

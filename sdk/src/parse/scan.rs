@@ -438,6 +438,42 @@ fn find_quote(b: &[u8], from: usize) -> Option<usize> {
     b.get(i..)?.iter().position(|&c| c == b'"').map(|p| i + p)
 }
 
+/// Whether `a` equals `b`, a word at a time, the last word overlapping
+/// the one before. The keys `takes` compares are 6 to 19 bytes long; for
+/// them the call to memcmp that `==` makes cost more than the comparison.
+/// Measured with callgrind on 60 000 `scripts/bench-ingest` lines: `parse`
+/// went from 334.8 M to 320.7 M instructions (235 per line).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        if n < 4 {
+            return a == b;
+        }
+        let word = |s: &[u8], i: usize| {
+            s.get(i..i + 4)
+                .and_then(|w| w.try_into().ok())
+                .map(u32::from_ne_bytes)
+        };
+        return word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4);
+    }
+    let word = |s: &[u8], i: usize| {
+        s.get(i..i + 8)
+            .and_then(|w| w.try_into().ok())
+            .map(u64::from_ne_bytes)
+    };
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
 impl<'a> Scanner<'a> {
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.at) {
@@ -539,7 +575,10 @@ impl<'a> Scanner<'a> {
     /// colon after it) is next, after white space; consumed if so.
     fn takes(&mut self, quoted: &[u8]) -> bool {
         self.skip_ws();
-        let hit = self.b.get(self.at..).is_some_and(|r| r.starts_with(quoted));
+        let hit = self
+            .b
+            .get(self.at..self.at + quoted.len())
+            .is_some_and(|r| same(r, quoted));
         if hit {
             self.at += quoted.len();
         }
@@ -667,6 +706,23 @@ mod tests {
 
     fn general(line: &str) -> Result<FlowEvent, crate::event::EventError> {
         super::super::parse_general(line)
+    }
+
+    #[test]
+    fn same_answers_as_slice_equality() {
+        let base: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..=base.len() {
+            let a = &base[..n];
+            assert!(same(a, a), "{n} bytes");
+            // One byte changed at every position, first to last.
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same(a, &b), "{n} bytes, byte {at} differs");
+            }
+            // Another length never matches.
+            assert!(!same(a, &base[..n.saturating_sub(1)]) || n == 0);
+        }
     }
 
     /// Where this path answers, the general parser gives the same event.
