@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use flowtel::{Exporter, FlowEvent, Flowtel, FlushError, RecordError, Stats};
+use flowtel::{EventBatch, EventError, Exporter, FlowEvent, Flowtel, FlushError, Stats};
 
 use crate::args::Ingest;
 use crate::lines::{self, Line, Origin, SourceHandle};
@@ -20,8 +20,9 @@ const SHOWN_PROBLEMS: usize = 5;
 /// What one input line turned out to be. Returned and matched at once,
 /// so the event is not boxed: that was an allocation per line.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Parsed {
-    Event(FlowEvent),
+pub(crate) enum Parsed<E = FlowEvent> {
+    /// A FlowEvent (or where it went: see [`classify_with`]).
+    Event(E),
     /// Not for us: blank, not JSON, or JSON that is not a FlowEvent.
     Skip(&'static str),
     /// Meant to be a FlowEvent but broken: the field and the full error.
@@ -33,6 +34,14 @@ pub(crate) enum Parsed {
 /// single-token value and a `ts` or a FlowEvent-specific key) is skipped;
 /// a FlowEvent candidate that breaks the contract is a problem.
 pub(crate) fn classify(text: &str) -> Parsed {
+    classify_with(text, FlowEvent::from_json)
+}
+
+/// [`classify`], the event parsed by `parse` (into a batch, say).
+pub(crate) fn classify_with<E>(
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<E, EventError>,
+) -> Parsed<E> {
     let t = text.trim();
     if t.is_empty() {
         return Parsed::Skip("blank");
@@ -40,7 +49,7 @@ pub(crate) fn classify(text: &str) -> Parsed {
     if !t.starts_with('{') {
         return Parsed::Skip("not JSON");
     }
-    match FlowEvent::from_json(t) {
+    match parse(t) {
         Ok(ev) => Parsed::Event(ev),
         Err(e) if e.is_not_a_flow_event() => Parsed::Skip("JSON, not a FlowEvent"),
         Err(e) if e.field() == "line" => Parsed::Bad("malformed JSON".into(), e.to_string()),
@@ -107,8 +116,13 @@ impl Tally {
         self.problems.values().sum()
     }
 
-    /// Count one line.
-    pub(crate) fn line(&mut self, origin: &Origin<'_>, line: Line<'_>) -> Option<FlowEvent> {
+    /// Count one line; a FlowEvent goes into `batch`, and is returned.
+    pub(crate) fn line<'b>(
+        &mut self,
+        origin: &Origin<'_>,
+        line: Line<'_>,
+        batch: &'b mut EventBatch<'_>,
+    ) -> Option<&'b FlowEvent> {
         self.lines += 1;
         match line {
             Line::TooLong(n) => {
@@ -127,7 +141,8 @@ impl Tally {
                 );
                 None
             }
-            Line::Text(t) => match classify(t) {
+            Line::Pause => None,
+            Line::Text(t) => match classify_with(t, |t| batch.push_json(t)) {
                 Parsed::Event(ev) => Some(ev),
                 Parsed::Skip(kind) => {
                     self.skip(kind);
@@ -268,24 +283,39 @@ fn read(
     let mut tally = Tally::new(progress.printer());
     let mut table = NodeTable::default();
     let max_line = a.common.max_line_bytes;
+    // Events go to the pipeline a batch at a time (one hand-over per
+    // batch, string buffers reused: `flowtel::EventBatch`), and at every
+    // pause in the input, so that nothing waits on a quiet pipe. A bridge
+    // can wait: backpressure instead of dropping.
+    let mut batch = flowtel.batch(Duration::from_secs(60));
     let read_errors = lines::for_each_line(sources, a.follow, max_line, stop, |o, l| {
-        if let Some(ev) = tally.line(&o, l) {
-            if bridge.view {
-                table.add(&ev);
+        if matches!(l, Line::Pause) {
+            hand_over(&mut batch, &mut tally);
+        } else {
+            if batch.len() >= flowtel::BATCH_EVENTS {
+                hand_over(&mut batch, &mut tally);
             }
-            // A bridge can wait: backpressure instead of dropping.
-            match flowtel.record_wait(ev, Duration::from_secs(60)) {
-                Ok(()) => tally.events += 1,
-                Err(RecordError::Invalid(e)) => {
-                    tally.problem(&o, format!("invalid `{}`", e.field()), &e.to_string())
+            if let Some(ev) = tally.line(&o, l, &mut batch) {
+                if bridge.view {
+                    table.add(ev);
                 }
-                Err(_) => tally.not_recorded += 1,
             }
         }
         progress.update(|| (tally.counts(), flowtel.stats()));
     });
+    hand_over(&mut batch, &mut tally);
     progress.finish();
     (tally, table, read_errors)
+}
+
+/// The events gathered in `batch` to the pipeline, counted as recorded, or
+/// as not recorded when the pipeline would not take them.
+fn hand_over(batch: &mut EventBatch<'_>, tally: &mut Tally) {
+    let n = batch.len() as u64;
+    match batch.flush() {
+        Ok(()) => tally.events += n,
+        Err(_) => tally.not_recorded += n,
+    }
 }
 
 /// The terminal view on standard output: up to `limit` run waterfalls, then

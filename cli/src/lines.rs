@@ -17,6 +17,10 @@ pub(crate) enum Line<'a> {
     TooLong(usize),
     /// Not UTF-8.
     BadUtf8,
+    /// Not a line: every byte read so far has been handed over, and the
+    /// next read may wait for more (a pipe, a followed file). What was
+    /// gathered from earlier lines should go on now.
+    Pause,
 }
 
 /// Where a line came from, for messages (`app.log:42`). A file name that
@@ -162,8 +166,9 @@ impl Source {
         f: &mut impl FnMut(Origin<'_>, Line<'_>),
     ) -> io::Result<Step> {
         loop {
-            // (line complete, bytes used, assembled in `partial`)
-            let (done, used, assembled) = {
+            // (line complete, bytes used, assembled in `partial`, bytes
+            // that were in the buffer)
+            let (done, used, assembled, held) = {
                 let buf = match self.reader.fill_buf() {
                     Ok(b) => b,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -176,16 +181,16 @@ impl Source {
                     Some(i) if self.partial_len == 0 => {
                         self.line_no += 1;
                         emit_line(&self.name, self.line_no, &buf[..i], i, max, f);
-                        (true, i + 1, false)
+                        (true, i + 1, false, buf.len())
                     }
                     Some(i) => {
                         take(&mut self.partial, &mut self.partial_len, &buf[..i], max);
-                        (true, i + 1, true)
+                        (true, i + 1, true, buf.len())
                     }
                     None => {
                         let n = buf.len();
                         take(&mut self.partial, &mut self.partial_len, &buf[..n], max);
-                        (false, n, false)
+                        (false, n, false, n)
                     }
                 }
             };
@@ -193,6 +198,15 @@ impl Source {
             self.pos += used as u64;
             if assembled {
                 self.emit_partial(max, f);
+            }
+            if used == held {
+                f(
+                    Origin {
+                        name: &self.name,
+                        line: self.line_no,
+                    },
+                    Line::Pause,
+                );
             }
             if done {
                 return Ok(Step::Line);
@@ -307,6 +321,7 @@ fn collect(input: &[u8], max: usize) -> Vec<String> {
                 Line::Text(t) => format!("{}:{}", o.line, t),
                 Line::TooLong(n) => format!("{}:too long {n}", o.line),
                 Line::BadUtf8 => format!("{}:bad utf8", o.line),
+                Line::Pause => return,
             })
         },
     );

@@ -78,8 +78,11 @@ fn main() -> ExitCode {
 /// 0.130), 0.092–0.108 s without (median 0.101); peak RSS 53–57 against
 /// 28–36 MiB. Over 1 M lines, six alternating runs with mimalloc's own
 /// switch (`MIMALLOC_ALLOW_THP=0`): 0.96× the CPU (more user time, half the
-/// system time), peak RSS 40 against 71 MiB (medians). A failure (an old
-/// kernel) changes nothing but the memory used.
+/// system time), peak RSS 40 against 71 MiB (medians). The process-wide
+/// switch rather than mimalloc's `no_thp` feature, which only stops
+/// mimalloc asking for huge pages: where the kernel's setting is `always`,
+/// it would get them anyway. A failure (an old kernel) changes nothing but
+/// the memory used.
 fn thp_off() {
     #[cfg(target_os = "linux")]
     let _ = nix::sys::prctl::set_thp_disable(true);

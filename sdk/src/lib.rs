@@ -152,7 +152,7 @@ pub use event::{EventError, FlowEvent, FlowEventBuilder};
 pub use export::Protocol;
 pub use export::{InMemory, MetricPoint, PointValue};
 pub use failure::Failure;
-pub use pipeline::{Flowtel, DROP_FLUSH_TIMEOUT};
+pub use pipeline::{EventBatch, Flowtel, BATCH_EVENTS, DROP_FLUSH_TIMEOUT};
 pub use run::Run;
 pub use stats::Stats;
 

@@ -172,8 +172,8 @@ impl Counters {
         );
     }
 
-    pub(crate) fn add_queue_full(&self) {
-        self.events_dropped_queue_full.fetch_add(1, Relaxed);
+    pub(crate) fn add_queue_full(&self, n: u64) {
+        self.events_dropped_queue_full.fetch_add(n, Relaxed);
         warn_once(
             &self.warned_queue_full,
             "event queue full: events are being dropped (counted in flowtel.sdk.events.dropped); \

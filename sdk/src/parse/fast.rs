@@ -23,9 +23,11 @@ use crate::event::FlowEvent;
 
 /// The event of `input`, or `None` for the general parser to decide.
 pub(super) fn parse(input: &str) -> Option<FlowEvent> {
-    if let Some(ev) = super::scan::parse(input) {
-        return Some(ev);
-    }
+    super::scan::parse(input).or_else(|| parse_serde(input))
+}
+
+/// `parse` after `scan.rs` left the line.
+pub(super) fn parse_serde(input: &str) -> Option<FlowEvent> {
     // Both objects are filled in place: an event is a few hundred bytes,
     // and moving it out through serde's layers cost more than the filling.
     let (mut top, mut inner) = (Object::default(), Object::default());

@@ -89,6 +89,16 @@ impl FlowEvent {
     pub fn from_json(input: &str) -> Result<FlowEvent, EventError> {
         fast::parse(input).map_or_else(|| parse_general(input), Ok)
     }
+
+    /// [`from_json`](FlowEvent::from_json), the event written over `self`
+    /// (an event already used): its strings' buffers are filled again
+    /// rather than allocated anew. On an error `self` holds nothing of use.
+    pub(crate) fn parse_json_into(&mut self, input: &str) -> Result<(), EventError> {
+        if scan::parse_into(input, self).is_none() {
+            *self = fast::parse_serde(input).map_or_else(|| parse_general(input), Ok)?;
+        }
+        Ok(())
+    }
 }
 
 /// The general parser: every shape, and the exact error for every problem.
@@ -432,7 +442,7 @@ fn set_field(
 }
 
 /// An empty event for the parsers to fill (type and `ts` to be set).
-fn blank() -> FlowEvent {
+pub(crate) fn blank() -> FlowEvent {
     FlowEvent::builder(String::new(), f64::NAN).event
 }
 

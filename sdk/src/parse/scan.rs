@@ -38,6 +38,38 @@ use crate::event::FlowEvent;
 
 /// The event of `input`, or `None` for `fast.rs` to decide.
 pub(super) fn parse(input: &str) -> Option<FlowEvent> {
+    // Filled in place (the event is large: not moved from call to call).
+    let mut event = super::blank();
+    fill(input, &mut event, Spare::default()).map(|()| event)
+}
+
+/// The event of `input` written over `ev`, an event already used, whose
+/// strings' buffers are filled again instead of allocated anew (`None`:
+/// `fast.rs` decides, and `ev` holds nothing of use).
+pub(super) fn parse_into(input: &str, ev: &mut FlowEvent) -> Option<()> {
+    let mut event_type = std::mem::take(&mut ev.event_type);
+    event_type.clear();
+    let spare = Spare {
+        node_name: ev.node_name.take(),
+        node_id: ev.node_id.take(),
+        trace_id: ev.trace_id.take(),
+    };
+    *ev = super::blank();
+    ev.event_type = event_type;
+    fill(input, ev, spare)
+}
+
+/// The string buffers of an event used before, for the same fields.
+#[derive(Default)]
+struct Spare {
+    node_name: Option<String>,
+    node_id: Option<String>,
+    trace_id: Option<String>,
+}
+
+/// `input` read into `event`, a blank event (but for the buffers of its
+/// `event_type` and of `spare`).
+fn fill(input: &str, event: &mut FlowEvent, mut spare: Spare) -> Option<()> {
     let b = input.as_bytes();
     let mut s = Scanner {
         s: input,
@@ -46,8 +78,6 @@ pub(super) fn parse(input: &str) -> Option<FlowEvent> {
         plain: is_plain(b),
     };
     s.byte(b'{')?;
-    // Filled in place (the event is large: not moved from call to call).
-    let mut event = super::blank();
     let mut read = false;
     if s.peek()? == b'}' {
         return None;
@@ -72,7 +102,7 @@ pub(super) fn parse(input: &str) -> Option<FlowEvent> {
         };
         match key {
             "extra" if !read => {
-                inner(&mut s, &mut event)?;
+                inner(&mut s, event, &mut spare)?;
                 read = true;
             }
             // A second `extra`, or an `event` in the wrapper.
@@ -85,12 +115,12 @@ pub(super) fn parse(input: &str) -> Option<FlowEvent> {
         }
     }
     s.end()?;
-    read.then_some(event)
+    read.then_some(())
 }
 
 /// The `extra` object, read into `ev` (`None`: not a complete, valid
 /// event).
-fn inner(s: &mut Scanner<'_>, ev: &mut FlowEvent) -> Option<()> {
+fn inner(s: &mut Scanner<'_>, ev: &mut FlowEvent, spare: &mut Spare) -> Option<()> {
     s.byte(b'{')?;
     // Fields already read (a repeated one is left to the others).
     let mut seen = 0u32;
@@ -118,7 +148,7 @@ fn inner(s: &mut Scanner<'_>, ev: &mut FlowEvent) -> Option<()> {
                 // A count written plainly is read as it is scanned.
                 match f.is_count().then(|| s.plain_count()).flatten() {
                     Some(n) => set_count(ev, f, n)?,
-                    None => set(ev, f, s.scalar()?)?,
+                    None => set(ev, spare, f, s.scalar()?)?,
                 }
                 next = f as usize + 1;
             }
@@ -271,19 +301,18 @@ fn field(key: &str) -> Option<Field> {
 
 /// Set `f` from `v`, read as `fast.rs` reads it (`None`: a type it would
 /// refuse, or an event type that is a sentence).
-fn set(ev: &mut FlowEvent, f: Field, v: Scalar<'_>) -> Option<()> {
+fn set(ev: &mut FlowEvent, spare: &mut Spare, f: Field, v: Scalar<'_>) -> Option<()> {
     match f {
         Field::Event => {
-            let t = v.string()?;
-            if t.chars().any(char::is_whitespace) {
+            v.write_into(&mut ev.event_type)?;
+            if ev.event_type.chars().any(char::is_whitespace) {
                 return None;
             }
-            ev.event_type = t;
         }
         Field::Ts => ev.ts = v.float()?,
-        Field::NodeName => ev.node_name = v.opt_string()?,
-        Field::NodeId => ev.node_id = v.opt_string()?,
-        Field::TraceId => ev.trace_id = v.opt_string()?,
+        Field::NodeName => ev.node_name = v.opt_string(spare.node_name.take())?,
+        Field::NodeId => ev.node_id = v.opt_string(spare.node_id.take())?,
+        Field::TraceId => ev.trace_id = v.opt_string(spare.trace_id.take())?,
         Field::Latency => {
             ev.latency_ms = match v {
                 Scalar::Null => None,
@@ -342,6 +371,19 @@ impl Text<'_> {
             Text::Escaped(raw) => serde_json::from_str(raw).ok(),
         }
     }
+
+    /// The text written over `buf`, into its buffer where there is no
+    /// escape to decode.
+    fn write_into(self, buf: &mut String) -> Option<()> {
+        match self {
+            Text::Plain(t) => {
+                buf.clear();
+                buf.push_str(t);
+            }
+            Text::Escaped(raw) => *buf = serde_json::from_str(raw).ok()?,
+        }
+        Some(())
+    }
 }
 
 /// A scalar JSON value, as written in the line.
@@ -355,17 +397,25 @@ enum Scalar<'a> {
 }
 
 impl<'a> Scalar<'a> {
-    fn string(self) -> Option<String> {
+    /// A string, written over `buf` (`None`: not a string).
+    fn write_into(self, buf: &mut String) -> Option<()> {
         match self {
-            Scalar::Str(t) => t.to_owned(),
+            Scalar::Str(t) => t.write_into(buf),
             _ => None,
         }
     }
 
-    fn opt_string(self) -> Option<Option<String>> {
+    /// A string or null; a string goes into `buf`, a spare buffer, when
+    /// there is one.
+    fn opt_string(self, buf: Option<String>) -> Option<Option<String>> {
         match self {
             Scalar::Null => Some(None),
-            v => v.string().map(Some),
+            Scalar::Str(t) => {
+                let mut buf = buf.unwrap_or_default();
+                t.write_into(&mut buf)?;
+                Some(Some(buf))
+            }
+            _ => None,
         }
     }
 
@@ -727,7 +777,57 @@ mod tests {
 
     /// Where this path answers, the general parser gives the same event.
     fn agree(line: &str) -> bool {
-        super::super::agrees_with_general(parse(line), line)
+        let fresh = parse(line);
+        recycled_agrees(line, fresh.as_ref());
+        super::super::agrees_with_general(fresh, line)
+    }
+
+    thread_local! {
+        /// The event the last line was parsed into (`recycled_agrees`).
+        static LAST: std::cell::RefCell<FlowEvent> = std::cell::RefCell::new(full());
+    }
+
+    /// An event with every field set and `extra` members: what a line that
+    /// lacks any of them must not inherit.
+    fn full() -> FlowEvent {
+        let mut ev = FlowEvent::builder("node_error", 1_700_000_000.5)
+            .node("old_node", "old-id")
+            .trace_id("3e512c5b0a184257a25c215d19544e6a")
+            .latency_ms(3.0)
+            .attempt(2)
+            .build()
+            .unwrap();
+        ev.queue_depth_in = 7;
+        ev.queue_depth_out = 8;
+        ev.outgoing_edges = 2;
+        ev.queue_maxsize = 64;
+        ev.trace_pending = Some(3);
+        ev.trace_inflight = 4;
+        ev.trace_cancelled = true;
+        ev.span_id = Some(opentelemetry::trace::SpanId::from_bytes([1; 8]));
+        ev.extra
+            .insert("old".into(), serde_json::json!({"k": [1, 2]}));
+        ev
+    }
+
+    /// Parsed over an event already used (a full one, and the last line's),
+    /// `line` gives what a fresh parse gives: nothing of the old event
+    /// remains.
+    fn recycled_agrees(line: &str, fresh: Option<&FlowEvent>) {
+        let mut old = full();
+        let answer = parse_into(line, &mut old);
+        assert_eq!(answer.is_some(), fresh.is_some(), "{line}");
+        if let Some(ev) = fresh {
+            assert_eq!(&old, ev, "{line}");
+        }
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            let answer = parse_into(line, &mut last);
+            assert_eq!(answer.is_some(), fresh.is_some(), "{line}");
+            if let Some(ev) = fresh {
+                assert_eq!(&*last, ev, "{line}");
+            }
+        });
     }
 
     /// All but `node_failed`, whose `flow_error` is a nested object.
@@ -746,7 +846,10 @@ mod tests {
                         assert!(agree(line), "not taken: {line}");
                         events += 1;
                     }
-                    _ => assert!(parse(line).is_none(), "{line}"),
+                    _ => {
+                        assert!(parse(line).is_none(), "{line}");
+                        recycled_agrees(line, None);
+                    }
                 }
             }
         }
@@ -791,6 +894,7 @@ mod tests {
             r#"{"event": "node_start", "ts": 1.5}"#,
         ] {
             assert!(parse(line).is_none(), "{line}");
+            recycled_agrees(line, None);
         }
     }
 

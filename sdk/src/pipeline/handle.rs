@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::SpanId;
 use opentelemetry_sdk::trace::SpanData;
 
+use super::batch::Batches;
 use super::buffer::SpanBuffer;
 use super::{fork, wait, Msg};
 use crate::config::Config;
@@ -61,21 +62,23 @@ pub const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Clone)]
 pub struct Flowtel {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    tx: SyncSender<Msg>,
-    stats: Arc<Counters>,
+pub(super) struct Inner {
+    pub(super) tx: SyncSender<Msg>,
+    pub(super) stats: Arc<Counters>,
     /// The span buffer, for spans made outside the mapping (`tracing`).
     buffer: Arc<SpanBuffer>,
     /// Span ids attempt guards choose at their start.
     ids: FreshIds,
-    shut: AtomicBool,
+    pub(super) shut: AtomicBool,
     /// The fork generation this pipeline's threads live in.
     generation: u64,
     /// The settings, to start a pipeline of its own in a forked child.
-    config: Config,
+    pub(super) config: Config,
+    /// Batches in the queue, and mapped ones to parse over.
+    pub(super) batches: Arc<Batches>,
     /// That child's pipeline (or why it could not start).
     child: OnceLock<Result<Flowtel, String>>,
 }
@@ -200,6 +203,7 @@ impl Flowtel {
         stats: Arc<Counters>,
         buffer: Arc<SpanBuffer>,
         config: Config,
+        batches: Arc<Batches>,
     ) -> Self {
         Flowtel {
             inner: Arc::new(Inner {
@@ -210,6 +214,7 @@ impl Flowtel {
                 shut: AtomicBool::new(false),
                 generation: fork::generation(),
                 config,
+                batches,
                 child: OnceLock::new(),
             }),
         }
@@ -217,7 +222,7 @@ impl Flowtel {
 
     /// The pipeline of this process: this one, or in a forked child a new
     /// one built from the same settings (started on first use).
-    fn here(&self) -> Result<&Flowtel, RecordError> {
+    pub(super) fn here(&self) -> Result<&Flowtel, RecordError> {
         if fork::generation() == self.inner.generation {
             return Ok(self);
         }
@@ -307,7 +312,7 @@ impl Flowtel {
                             thread::sleep(Duration::from_micros(50));
                         }
                         _ => {
-                            c.add_queue_full();
+                            c.add_queue_full(1);
                             return Err(RecordError::QueueFull);
                         }
                     }

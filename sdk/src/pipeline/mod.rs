@@ -35,12 +35,14 @@ use crate::mapping::SpanMapper;
 use crate::metrics::FlowMetrics;
 use crate::stats::Counters;
 
+mod batch;
 mod buffer;
 mod export_loop;
 mod fork;
 mod handle;
 mod worker;
 
+pub use batch::{EventBatch, BATCH_EVENTS};
 use buffer::SpanBuffer;
 use export_loop::{ExportCmd, ExportLoop, OTLP_EXPORTS_IN_FLIGHT};
 #[cfg(feature = "tracing")]
@@ -52,6 +54,8 @@ type Reply = mpsc::Sender<Result<(), FlushError>>;
 
 enum Msg {
     Event(FlowEvent),
+    /// Parsed events, many at a time (an [`EventBatch`]).
+    Batch(Vec<FlowEvent>),
     /// An attempt guard's event, made a FlowEvent on the mapping thread.
     Guard(GuardEvent),
     EndRun(String),
@@ -115,7 +119,9 @@ impl Flowtel {
         let runtime = runtime.take();
 
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
+        let batches = Arc::new(batch::Batches::default());
         let worker = Worker {
+            batches: batches.clone(),
             mapper: SpanMapper::new(config.mapping()),
             metrics: FlowMetrics::new(&meter, &config.metrics(), stats.clone(), exemplars),
             meter_provider,
@@ -131,7 +137,7 @@ impl Flowtel {
             .spawn(move || worker.run(rx, runtime))
             .map_err(BuildError::Runtime)?;
 
-        Ok(Flowtel::from_parts(tx, stats, buffer, restart))
+        Ok(Flowtel::from_parts(tx, stats, buffer, restart, batches))
     }
 }
 

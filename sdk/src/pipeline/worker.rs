@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use tokio::sync::mpsc as tmpsc;
 
+use super::batch::Batches;
 use super::buffer::SpanBuffer;
 use super::export_loop::ExportCmd;
 use super::{all_of, metric_result, on_helper, wait, Msg, Reply};
@@ -54,8 +55,9 @@ impl Nap {
         }
     }
 
-    fn got(&mut self, now: Instant) {
-        self.since_last += 1;
+    /// `n` events arrived.
+    fn got(&mut self, now: Instant, n: usize) {
+        self.since_last = self.since_last.saturating_add(n as u32);
         self.last_msg = now;
     }
 
@@ -84,6 +86,8 @@ pub(super) struct Worker {
     /// One per export loop.
     pub(super) cmd_txs: Vec<tmpsc::UnboundedSender<ExportCmd>>,
     pub(super) stats: Arc<Counters>,
+    /// Batches' events, handed back once mapped.
+    pub(super) batches: Arc<Batches>,
     pub(super) tick: Duration,
     /// Traces go nowhere (`OTEL_TRACES_EXPORTER=none`): the mapping still
     /// runs for the metrics, its spans are dropped here, uncounted.
@@ -126,13 +130,20 @@ impl Worker {
                 }
                 Err(mpsc::TryRecvError::Disconnected) => break None,
             };
-            if msg.is_some() {
-                nap.got(now);
+            if let Some(m) = &msg {
+                nap.got(now, if let Msg::Batch(b) = m { b.len() } else { 1 });
             }
             // (Matched where it lies: an event is not moved again.)
             match msg {
                 Some(Msg::Event(ev)) => {
                     self.event(&ev, &mut now, &mut since_clock, &mut fx);
+                }
+                Some(Msg::Batch(events)) => {
+                    for ev in &events {
+                        self.event(ev, &mut now, &mut since_clock, &mut fx);
+                        self.apply(&mut fx, &mut pending);
+                    }
+                    self.batches.mapped(events);
                 }
                 // A guard's event is made a FlowEvent here, off the
                 // caller's thread.
@@ -241,11 +252,18 @@ impl Worker {
         // Events queued before the shutdown message were already handled in
         // order; anything racing in after it is counted, not lost silently.
         while let Ok(m) = rx.try_recv() {
-            if let Msg::Event(_) | Msg::Guard(_) = m {
-                self.stats
-                    .events_after_shutdown
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+            let n = match m {
+                Msg::Event(_) | Msg::Guard(_) => 1,
+                Msg::Batch(events) => {
+                    let n = events.len() as u64;
+                    self.batches.mapped(events);
+                    n
+                }
+                _ => 0,
+            };
+            self.stats
+                .events_after_shutdown
+                .fetch_add(n, Ordering::Relaxed);
         }
         // A few hundred runs at a time: their spans go to the buffer (and
         // wait for room there, with backpressure) before the next ones end.
