@@ -71,18 +71,16 @@ fn main() -> ExitCode {
 /// Transparent huge pages off for this process, before any thread starts.
 /// mimalloc asks for huge pages where it can; a huge page is zeroed whole
 /// at its first touch, and a run that starts after other programs have
-/// churned memory pays for that in system time. Measured on 60 000
-/// `scripts/bench-ingest` lines, each run right after the OpenTelemetry
-/// Python SDK bridge, as the bench runs them, five pairs of binaries that
-/// differ only in this call: 0.096–0.160 s of CPU with huge pages (median
-/// 0.130), 0.092–0.108 s without (median 0.101); peak RSS 53–57 against
-/// 28–36 MiB. Over 1 M lines, six alternating runs with mimalloc's own
-/// switch (`MIMALLOC_ALLOW_THP=0`): 0.96× the CPU (more user time, half the
-/// system time), peak RSS 40 against 71 MiB (medians). The process-wide
-/// switch rather than mimalloc's `no_thp` feature, which only stops
-/// mimalloc asking for huge pages: where the kernel's setting is `always`,
-/// it would get them anyway. A failure (an old kernel) changes nothing but
-/// the memory used.
+/// churned memory pays for that in system time. On 60 000 generated
+/// PenguiFlow lines, each run right after the OpenTelemetry
+/// Python SDK bridge (`scripts/bench-ab --pairs 9`, binaries that differ
+/// only in this call): median CPU 0.155 s with huge pages, 0.114 s
+/// without; peak RSS 51–63 against 30–42 MiB. Over 1 M lines back to back
+/// (`--no-python --lines 1000000`): 0.95× the CPU, peak RSS 67–75 against
+/// 42–48 MiB. The process-wide switch rather than mimalloc's `no_thp`
+/// feature, which only stops mimalloc asking for huge pages: where the
+/// kernel's setting is `always`, it would get them anyway. A failure (an
+/// old kernel) changes nothing but the memory used.
 fn thp_off() {
     #[cfg(target_os = "linux")]
     let _ = nix::sys::prctl::set_thp_disable(true);
