@@ -6,7 +6,9 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use flowtel::{EventBatch, EventError, Exporter, FlowEvent, Flowtel, FlushError, Stats};
+use flowtel::{
+    EventBatch, EventError, Exporter, FlowEvent, Flowtel, FlushError, RecordError, Stats,
+};
 
 use crate::args::Ingest;
 use crate::lines::{self, Line, Origin, SourceHandle};
@@ -63,6 +65,8 @@ pub(crate) struct Tally {
     pub(crate) events: u64,
     pub(crate) skipped: BTreeMap<&'static str, u64>,
     pub(crate) problems: BTreeMap<String, u64>,
+    /// Events refused for a reason the pipeline's stats do not count (a
+    /// fork it could not follow); the others are in its dropped counts.
     pub(crate) not_recorded: u64,
     /// Where the first problems are shown.
     printer: Printer,
@@ -121,8 +125,11 @@ impl Tally {
         &mut self,
         origin: &Origin<'_>,
         line: Line<'_>,
-        batch: &'b mut EventBatch<'_>,
+        batch: &'b mut EventBatch,
     ) -> Option<&'b FlowEvent> {
+        if matches!(line, Line::Pause) {
+            return None;
+        }
         self.lines += 1;
         match line {
             Line::TooLong(n) => {
@@ -141,7 +148,7 @@ impl Tally {
                 );
                 None
             }
-            Line::Pause => None,
+            Line::Pause => None, // (returned above: not a line)
             Line::Text(t) => match classify_with(t, |t| batch.push_json(t)) {
                 Parsed::Event(ev) => Some(ev),
                 Parsed::Skip(kind) => {
@@ -308,13 +315,15 @@ fn read(
     (tally, table, read_errors)
 }
 
-/// The events gathered in `batch` to the pipeline, counted as recorded, or
-/// as not recorded when the pipeline would not take them.
-fn hand_over(batch: &mut EventBatch<'_>, tally: &mut Tally) {
+/// The events gathered in `batch` to the pipeline, counted as recorded.
+/// Refused ones (queue full, shut down) the pipeline counts as dropped
+/// itself; only what it cannot count is counted here.
+fn hand_over(batch: &mut EventBatch, tally: &mut Tally) {
     let n = batch.len() as u64;
     match batch.flush() {
         Ok(()) => tally.events += n,
-        Err(_) => tally.not_recorded += n,
+        Err(RecordError::Forked(_)) => tally.not_recorded += n,
+        Err(_) => {}
     }
 }
 

@@ -144,10 +144,10 @@ fn emit_line(
     if bytes.last() == Some(&b'\r') {
         bytes = &bytes[..bytes.len() - 1];
     }
-    // simdutf8's check, vectorised with the instructions the CPU has, then
-    // the standard library's conversion, which cannot fail after it. On
-    // 60 000 `scripts/bench-ingest` lines (callgrind), the check went from
-    // 19.5 M instructions (`std::str::from_utf8`) to 9.1 M.
+    // simdutf8's check, vectorised with the instructions the CPU has (the
+    // same answers as `std::str::from_utf8`). On 60 000
+    // `scripts/bench-ingest` lines (callgrind), the check went from 19.5 M
+    // instructions (`std::str::from_utf8`) to 9.1 M.
     match simdutf8::basic::from_utf8(bytes) {
         Ok(s) => f(origin, Line::Text(s)),
         Err(_) => f(origin, Line::BadUtf8),
@@ -286,6 +286,15 @@ pub(crate) fn for_each_line(
                         } else {
                             s.check_rotation();
                         }
+                        // Whatever comes next (another source, a wait for
+                        // more), what was gathered goes on now.
+                        f(
+                            Origin {
+                                name: &s.name,
+                                line: s.line_no,
+                            },
+                            Line::Pause,
+                        );
                         break;
                     }
                     Err(e) => {

@@ -175,3 +175,46 @@ fn run_end_node_sends_successful_runs_roots_at_their_last_event_while_following(
     assert_eq!(r.spans.len(), 18, "13 attempts and 5 roots");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same from a pipe that stays open (`tail -f app.log | flowtel ingest
+/// -`): the runs' spans reach the collector while the pipe is open and
+/// quiet, not when it closes. (`flowtel ingest` hands its events over in
+/// batches, and at every pause in its input.)
+#[test]
+fn events_from_a_quiet_pipe_go_out_while_it_stays_open() {
+    use std::io::Write;
+
+    let runs = runs();
+    let collector = Collector::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowtel"))
+        .args(["ingest", "--quiet", "--run-end-node", "summarize"])
+        .arg("--endpoint")
+        .arg(collector.grpc_endpoint())
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&std::fs::read(sample()).unwrap()).unwrap();
+    stdin.flush().unwrap();
+
+    let r = collector.wait_for(DEADLINE, |r| runs.keys().all(|t| ended_at_last_event(r, t)));
+    let open = child.try_wait().unwrap().is_none();
+    let missing: Vec<&String> = runs
+        .keys()
+        .filter(|t| !ended_at_last_event(&r, t))
+        .collect();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        missing.is_empty() && open,
+        "pipe still open: {open}; runs without their root at the collector: {missing:?}\n\
+         flowtel:\n{stderr}\ncollector:\n{}",
+        collector.raw_log()
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("delivered: everything"), "{stderr}");
+}

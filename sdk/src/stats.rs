@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Events accepted by `record()`.
+    /// Events accepted by `record()`, `record_wait()` and the hand-overs of
+    /// an `EventBatch`.
     pub events_recorded: u64,
     /// Events mapped by the mapping thread.
     pub events_processed: u64,

@@ -47,12 +47,15 @@ pub(super) fn parse(input: &str) -> Option<FlowEvent> {
 /// strings' buffers are filled again instead of allocated anew (`None`:
 /// `fast.rs` decides, and `ev` holds nothing of use).
 pub(super) fn parse_into(input: &str, ev: &mut FlowEvent) -> Option<()> {
-    let mut event_type = std::mem::take(&mut ev.event_type);
+    // A buffer is kept only while small: a burst of long values does not
+    // stay pinned in events parsed over for the life of a producer.
+    let small = |b: Option<String>| b.filter(|b| b.capacity() <= 4096);
+    let mut event_type = small(Some(std::mem::take(&mut ev.event_type))).unwrap_or_default();
     event_type.clear();
     let spare = Spare {
-        node_name: ev.node_name.take(),
-        node_id: ev.node_id.take(),
-        trace_id: ev.trace_id.take(),
+        node_name: small(ev.node_name.take()),
+        node_id: small(ev.node_id.take()),
+        trace_id: small(ev.trace_id.take()),
     };
     *ev = super::blank();
     ev.event_type = event_type;

@@ -94,8 +94,19 @@ pub(super) struct Worker {
     pub(super) discard_spans: bool,
 }
 
+/// Closes the batches' hand-over when dropped (see `Batches::close`).
+struct CloseBatches(Arc<Batches>);
+
+impl Drop for CloseBatches {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 impl Worker {
     pub(super) fn run(mut self, rx: Receiver<Msg>, runtime: tokio::runtime::Runtime) {
+        // However this thread ends (a panic too), batch producers are told.
+        let _closed = CloseBatches(self.batches.clone());
         let mut fx = Effects::default();
         let mut pending: Vec<SpanRecord> = Vec::new();
         let mut last_idle_check = Instant::now();
