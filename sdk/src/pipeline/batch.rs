@@ -354,6 +354,19 @@ mod tests {
         Some(Instant::now() + Duration::from_millis(ms))
     }
 
+    /// `act` on `b` from another thread, a moment later (most likely while
+    /// this one waits; if before, the answer is the same).
+    fn later(
+        b: &std::sync::Arc<Batches>,
+        act: impl FnOnce(&Batches) + Send + 'static,
+    ) -> thread::JoinHandle<()> {
+        let b = b.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            act(&b);
+        })
+    }
+
     #[test]
     fn a_batch_waits_past_the_soft_limit_and_drops_past_the_capacity() {
         let b = Batches::default();
@@ -376,18 +389,12 @@ mod tests {
 
     #[test]
     fn a_waiting_producer_goes_on_when_a_batch_is_mapped() {
-        // Room for one batch: without the signal, the second waits until
-        // its deadline and fails.
+        // Room for one batch: unless the first is mapped, the second waits
+        // until its deadline and fails.
         let one = (4, 4);
         let b = std::sync::Arc::new(Batches::default());
         assert!(b.reserve(4, one, None).is_ok());
-        let mapper = {
-            let b = b.clone();
-            thread::spawn(move || {
-                thread::sleep(Duration::from_millis(20));
-                b.mapped(vec![crate::parse::blank(); 4]);
-            })
-        };
+        let mapper = later(&b, |b| b.mapped(vec![crate::parse::blank(); 4]));
         assert!(b.reserve(4, one, soon(10_000)).is_ok());
         mapper.join().unwrap();
         assert_eq!(b.queued.load(Ordering::Acquire), 4);
@@ -399,13 +406,7 @@ mod tests {
         let one = (4, 4);
         let b = std::sync::Arc::new(Batches::default());
         assert!(b.reserve(4, one, None).is_ok());
-        let closer = {
-            let b = b.clone();
-            thread::spawn(move || {
-                thread::sleep(Duration::from_millis(20));
-                b.close();
-            })
-        };
+        let closer = later(&b, Batches::close);
         assert!(matches!(
             b.reserve(4, one, soon(10_000)),
             Err(NoRoom::Closed)
